@@ -1,0 +1,57 @@
+# VoiceKey developer entry points. `make demo` and `make test` bootstrap everything they need
+# (Debian packages, a virtualenv in .venv) on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SYSTEM_PACKAGES := python3-venv python3-dev qemu-system-x86 busybox-static cpio xz-utils zstd \
+	libxkbcommon-dev xkb-data libportaudio2 shellcheck
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all system venv demo test test-fast test-vm bench bench-typing lint clean help
+
+help:
+	@echo "make demo          run the whole pipeline on the bundled tiny.en model"
+	@echo "make test          all tests, including the real-kernel QEMU guest tests"
+	@echo "make test-fast     unit tests only (no guest)"
+	@echo "make bench         speech benchmark -> BENCHMARKS.md"
+	@echo "make bench-typing  typing-throughput benchmark through the guest -> BENCHMARKS.md"
+
+system:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[speech,base-model,test,bench]'
+	touch $@
+
+venv: system $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/voicekey demo
+
+test: venv
+	$(PY) -m pytest -q tests
+
+test-fast: venv
+	$(PY) -m pytest -q tests -m 'not vm'
+
+test-vm: venv
+	$(PY) -m pytest -q tests/vm
+
+bench: venv
+	$(VENV)/bin/voicekey bench
+
+bench-typing: venv
+	$(PY) -m tests.vm.bench_typing
+
+lint: venv
+	shellcheck gadget/*.sh image/*.sh tests/vm/*.sh .ci/run
+
+clean:
+	rm -rf $(VENV) .cache

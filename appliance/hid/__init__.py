@@ -1,0 +1,1 @@
+"""Text -> keystrokes: HID usage codes, layouts (data), the pure encoder and report building."""
