@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 #: cache descriptors per (idVendor, idProduct, bcdDevice) and would otherwise keep the old one.
 #: tests/gadget/test_configfs.py pins the descriptor hash to this revision.
 DESCRIPTOR_REVISION = 0x0101
-DESCRIPTOR_SHA256 = "pinned-in-tests"
 
 FUNCTION = "hid.usb0"
 CONFIG = "c.1"
