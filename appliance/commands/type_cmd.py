@@ -1,0 +1,78 @@
+"""``voicekey type`` (type text or stdin on the host) and ``voicekey release`` (release all keys)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from appliance.commands.gadget_cmd import add_root_args, gadget_from_args
+from appliance.transport.typist import TypingOptions
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("type", help="type TEXT (or stdin with '-') on the host through the HID device")
+    p.add_argument("text", help="the text to type, or - to read stdin")
+    p.add_argument("--layout", default="us", help="the host's keyboard layout, by xkb name (default: us)")
+    p.add_argument("--device", default="/dev/hidg0", help="HID gadget device (default: /dev/hidg0)")
+    p.add_argument("--rate", type=float, default=TypingOptions.rate,
+                   help=f"reports per second, 0 = as fast as the host polls (default: {TypingOptions.rate:g})")
+    p.add_argument("--give-up", type=float, default=TypingOptions.give_up_s, metavar="SECONDS",
+                   help="how long to keep unsent text while the host is away")
+    p.add_argument("--unmapped", choices=("transliterate", "skip", "unicode"), default="transliterate",
+                   help="what to do with characters the layout cannot type")
+    p.add_argument("--host-os", choices=("linux", "windows", "macos"), default="linux",
+                   help="host OS, for --unmapped unicode")
+    p.add_argument("--allow-newline", action="store_true", help="type newlines as Enter")
+    p.add_argument("--allow-tab", action="store_true", help="type tabs as Tab")
+    p.add_argument("--no-caps-compensation", action="store_true",
+                   help="do not toggle the host's Caps Lock off while typing")
+    add_root_args(p)
+    p.set_defaults(func=run_type)
+
+    r = sub.add_parser("release", help="release all keys on the host (systemd ExecStopPost)")
+    r.add_argument("--device", default="/dev/hidg0")
+    r.set_defaults(func=run_release)
+
+
+def run_type(args: argparse.Namespace) -> int:
+    from appliance.hid import encoder
+    from appliance.hid.layouts import get_layout
+    from appliance.transport.typist import Typist
+    from appliance.transport.usb import HidgDevice
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    layout = get_layout(args.layout)
+    options = encoder.EncoderOptions(unmapped=args.unmapped, host_os=args.host_os,
+                                     allow_newline=args.allow_newline, allow_tab=args.allow_tab)
+    encoded = encoder.encode(text, layout, options)
+    for skip in encoded.skipped:
+        log.warning("not typed: %s", skip)
+    state_file = gadget_from_args(args).udc_state_file()
+    device = HidgDevice(args.device, udc_state_file=state_file)
+    typist = Typist(device,
+                    TypingOptions(rate=args.rate, give_up_s=args.give_up,
+                                  caps_lock_compensation=not args.no_caps_compensation),
+                    capslock=encoder.capslock_stroke())
+    try:
+        result = asyncio.run(typist.type(encoded.strokes))
+    finally:
+        device.close()
+    if not result.complete:
+        left = "".join(s.text for s in result.pending)
+        print(f"voicekey type: host did not come back within {args.give_up:g} s; "
+              f"{len(left)} characters not typed", file=sys.stderr)
+        return 3
+    log.info("typed %d characters in %.2f s (%d reports, %d reconnects)", len(result.typed),
+             result.seconds, result.reports, result.reconnects)
+    return 0
+
+
+def run_release(args: argparse.Namespace) -> int:
+    from appliance.transport.usb import release_all_now
+
+    release_all_now(args.device)
+    return 0

@@ -1,0 +1,1 @@
+"""The user interface of the appliance: one button (gestures) and one LED (patterns)."""
