@@ -1,0 +1,241 @@
+"""Watch, from the guest's host side, the keyboard our USB gadget became. Runs IN the guest.
+
+Standard library only. Sub-commands (``python tests/vm/guest_events.py --help``):
+
+``find``            print the /dev/input/eventN of the gadget's keyboard (waits for it to appear).
+``record OUT``      append every EV_KEY event as a JSON line ``{"code", "value", "time"}`` to OUT,
+                    flushed per line, until SIGTERM/SIGINT. Prints ``READY <device>`` once listening.
+                    If the device goes away (unplug) it writes a ``{"gone": ...}`` line, synthetic
+                    releases (``"synthetic": true``) for keys still held — what a host's input stack
+                    does when a keyboard vanishes — and waits for the keyboard to come back.
+``held``            print ``{"device": ..., "held": [codes]}``: keys the kernel believes are held
+                    (EVIOCGKEY).
+``tap USAGE``       write a press and a release report of one HID usage to the gadget's hidg
+                    device (for Caps Lock or an end-of-stream sentinel key).
+
+The gadget's input device is found through sysfs: the input device whose sysfs path runs through
+the dummy_hcd host controller (the only thing plugged into it is our gadget), optionally also
+matching ``--vid``/``--pid`` (``/sys/class/input/eventN/device/id/{vendor,product}``).
+
+The host side of this module (:func:`read_events`) parses the JSON lines back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import json
+import os
+import select
+import signal
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+#: struct input_event on 64-bit Linux: struct timeval (two longs), __u16 type, __u16 code, __s32 value.
+INPUT_EVENT = struct.Struct("llHHi")
+EV_KEY = 0x01
+KEY_MAX = 0x2FF
+_KEY_BYTES = KEY_MAX // 8 + 1
+# EVIOCGKEY(len) = _IOC(_IOC_READ, 'E', 0x18, len)   (include/uapi/linux/input.h)
+_IOC_READ = 2
+EVIOCGKEY = (_IOC_READ << 30) | (_KEY_BYTES << 16) | (ord("E") << 8) | 0x18
+
+
+@dataclass(frozen=True)
+class KeyEvent:
+    """One EV_KEY event: evdev ``code``, ``value`` (1 press, 0 release, 2 autorepeat), time in s."""
+
+    code: int
+    value: int
+    time: float
+    synthetic: bool = False
+
+
+def read_events(path: Path | str) -> list[KeyEvent]:
+    """Parse a ``record`` output file (host or guest side); non-key lines are skipped."""
+    events = []
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        if "code" in item:
+            events.append(KeyEvent(item["code"], item["value"], item["time"],
+                                    bool(item.get("synthetic"))))
+    return events
+
+
+def find_keyboard(sysfs: Path = Path("/sys"), vid: int | None = None,
+                  pid: int | None = None) -> Path | None:
+    """The /dev/input/eventN of the keyboard on the dummy_hcd bus, or None if there is none yet."""
+    for node in sorted((sysfs / "class" / "input").glob("event*")):
+        real = str(node.resolve())
+        if "dummy_hcd" not in real:
+            continue
+        dev = node / "device"
+        try:
+            if not (dev / "capabilities" / "key").read_text().strip().strip("0 "):
+                continue
+            if vid is not None and int((dev / "id" / "vendor").read_text(), 16) != vid:
+                continue
+            if pid is not None and int((dev / "id" / "product").read_text(), 16) != pid:
+                continue
+        except (FileNotFoundError, ValueError):
+            continue
+        return Path("/dev/input") / node.name
+    return None
+
+
+def wait_keyboard(timeout: float | None, vid: int | None = None, pid: int | None = None,
+                  stop: list[bool] | None = None) -> Path | None:
+    """Poll :func:`find_keyboard` until the device node exists (``timeout`` None: forever)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        found = find_keyboard(vid=vid, pid=pid)
+        if found is not None and found.exists():
+            return found
+        if stop and stop[0]:
+            return None
+        if deadline is not None and time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
+
+
+def held_keys(device: Path) -> list[int]:
+    """Key codes the kernel reports as currently down on ``device`` (EVIOCGKEY)."""
+    buf = bytearray(_KEY_BYTES)
+    fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        fcntl.ioctl(fd, EVIOCGKEY, buf, True)
+    finally:
+        os.close(fd)
+    return [code for code in range(KEY_MAX + 1) if buf[code // 8] >> (code % 8) & 1]
+
+
+def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int:
+    """The ``record`` sub-command (see module docstring)."""
+    stop = [False]
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop[0] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    device = wait_keyboard(wait, vid, pid)
+    if device is None:
+        print(f"no keyboard on the dummy_hcd bus after {wait} s", file=sys.stderr)
+        return 1
+    pressed: set[int] = set()
+    with open(out_path, "a", buffering=1, encoding="utf-8") as out:
+        def emit(item: dict[str, object]) -> None:
+            out.write(json.dumps(item) + "\n")
+            out.flush()
+
+        ready_printed = False
+        while device is not None:
+            fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
+            emit({"device": str(device)})
+            if not ready_printed:
+                print(f"READY {device}", flush=True)
+                ready_printed = True
+            gone = False
+            pending = b""
+            while True:
+                if stop[0]:
+                    # Drain what already arrived, then finish.
+                    readable = True
+                else:
+                    try:
+                        readable = bool(select.select([fd], [], [], 0.2)[0])
+                    except InterruptedError:
+                        continue
+                    if not readable:
+                        continue
+                try:
+                    data = os.read(fd, INPUT_EVENT.size * 64)
+                except BlockingIOError:
+                    if stop[0]:
+                        break
+                    continue
+                except OSError as exc:
+                    if exc.errno in (errno.ENODEV, errno.EIO, errno.ENOENT):
+                        gone = True
+                        break
+                    raise
+                if not data:
+                    gone = True
+                    break
+                pending += data
+                while len(pending) >= INPUT_EVENT.size:
+                    sec, usec, etype, code, value = INPUT_EVENT.unpack_from(pending)
+                    pending = pending[INPUT_EVENT.size:]
+                    if etype != EV_KEY:
+                        continue
+                    if value == 1:
+                        pressed.add(code)
+                    elif value == 0:
+                        pressed.discard(code)
+                    emit({"code": code, "value": value, "time": sec + usec / 1e6})
+            os.close(fd)
+            if not gone:
+                break
+            now = time.time()
+            emit({"gone": str(device), "time": now})
+            for code in sorted(pressed):
+                emit({"code": code, "value": 0, "time": now, "synthetic": True})
+            pressed.clear()
+            device = wait_keyboard(None, vid, pid, stop)
+        emit({"stopped": True, "time": time.time()})
+    return 0
+
+
+def tap(device: Path, usage: int, modifiers: int = 0) -> None:
+    """Write a press report of one usage and an all-zero report to a hidg device."""
+    fd = os.open(device, os.O_WRONLY)
+    try:
+        os.write(fd, bytes([modifiers, 0, usage, 0, 0, 0, 0, 0]))
+        os.write(fd, bytes(8))
+    finally:
+        os.close(fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vid", type=lambda s: int(s, 16), default=None,
+                        help="USB vendor id in hex (default: any device on dummy_hcd)")
+    parser.add_argument("--pid", type=lambda s: int(s, 16), default=None,
+                        help="USB product id in hex")
+    parser.add_argument("--wait", type=float, default=60,
+                        help="seconds to wait for the keyboard to appear (default: %(default)s)")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("find", help="print the keyboard's /dev/input/eventN")
+    rec = sub.add_parser("record", help="record EV_KEY events as JSON lines until SIGTERM")
+    rec.add_argument("out", type=Path)
+    sub.add_parser("held", help="print the keys the kernel believes are held")
+    tap_p = sub.add_parser("tap", help="press and release one HID usage through a hidg device")
+    tap_p.add_argument("usage", type=lambda s: int(s, 0))
+    tap_p.add_argument("--modifiers", type=lambda s: int(s, 0), default=0)
+    tap_p.add_argument("--device", type=Path, default=Path("/dev/hidg0"))
+    args = parser.parse_args(argv)
+
+    if args.cmd == "record":
+        return record(args.out, args.vid, args.pid, args.wait)
+    if args.cmd == "tap":
+        tap(args.device, args.usage, args.modifiers)
+        return 0
+    device = wait_keyboard(args.wait, args.vid, args.pid)
+    if device is None:
+        print(f"no keyboard on the dummy_hcd bus after {args.wait} s", file=sys.stderr)
+        return 1
+    if args.cmd == "find":
+        print(device)
+    else:
+        print(json.dumps({"device": str(device), "held": held_keys(device)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
