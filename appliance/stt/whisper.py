@@ -1,0 +1,359 @@
+"""Whisper through CTranslate2: int8, greedy, short encoder window, words handed out while decoding.
+
+Why not ``faster_whisper.WhisperModel.transcribe()``: it pads every clip to 30 s (3000 mel frames),
+so the encoder costs the same for a 2 s command as for 30 s of speech, and it returns text only
+per segment. Here we call :class:`ctranslate2.models.Whisper` directly:
+
+* **Short window.** The encoder gets the clip's frames plus a margin, with a minimum (see
+  :class:`WindowPolicy`), the rest filled with zeros in the *normalised log-mel* domain. Without the
+  minimum Whisper loops; padding with waveform silence instead costs accuracy. A runaway guard
+  (token budget, repetition loop, compression ratio, log-prob) re-runs a clip through the usual
+  padded 30 s window when the short pass looks wrong.
+* **Words while decoding.** ``Whisper.generate`` (CTranslate2 4.x) has no token callback. It does
+  accept a forced prefix (tokens after ``<|notimestamps|>`` in the prompt) and reuses an encoder
+  output, so decoding runs in a few calls: the first stops after a handful of tokens, which is
+  enough for the first word; later calls continue from the tokens so far. The prefix is re-fed
+  step by step, so each extra call costs its prefix again; the default schedule therefore makes one
+  early call (first word) and then finishes in one go. Only complete words (followed by a token
+  that starts a new word, or the end) are handed out, so nothing typed is ever taken back.
+* **Hallucination guard.** No model work for silent clips (RMS) or clips the VAD rejects; Whisper's
+  no-speech rule (no-speech probability and log-prob); no text that is only punctuation; loops are
+  capped. Words are held back until the end whenever the no-speech probability is high.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from appliance.errors import ConfigError, ModelError
+from appliance.stt.base import SAMPLE_RATE, SpeechGate, Timings, Transcript, WordSink, check_samples
+from appliance.stt.guards import (GuardSettings, find_loop, is_blank_text, is_no_speech, rms,
+                                  runaway_reason, split_words)
+from appliance.stt.models import ModelStore, ResolvedModel, resolve_model
+
+log = logging.getLogger(__name__)
+
+HOP = 160                     #: samples per mel frame (10 ms)
+FULL_FRAMES = 3000            #: Whisper's 30 s window
+COMPUTE_TYPES = ("int8", "int8_float32", "int16", "float32", "float16", "bfloat16", "auto", "default")
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """How many mel frames the encoder sees for a clip."""
+
+    #: "short": clip + margin with a minimum; "padded": always 3000 frames (Whisper's 30 s)
+    mode: str = "short"
+    #: frames of padding after the clip's own frames
+    margin_frames: int = 300
+    #: never fewer frames than this (shorter windows make Whisper loop)
+    min_frames: int = 1000
+    #: what fills the short window after the clip: "zeros" (0.0 in the normalised log-mel domain)
+    #: or "silence" (the log-mel of digital silence, i.e. what waveform zero-padding gives)
+    fill: str = "zeros"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("short", "padded"):
+            raise ConfigError(f"stt window mode {self.mode!r} is not valid", fix="use 'short' or 'padded'")
+        if self.fill not in ("zeros", "silence"):
+            raise ConfigError(f"stt window fill {self.fill!r} is not valid", fix="use 'zeros' or 'silence'")
+        if not 0 <= self.min_frames <= FULL_FRAMES or self.margin_frames < 0:
+            raise ConfigError(f"stt window min_frames={self.min_frames} margin_frames={self.margin_frames}",
+                              fix=f"min_frames in 0..{FULL_FRAMES}, margin_frames >= 0")
+
+    def frames(self, clip_frames: int) -> int:
+        """Encoder window (an even number of frames, at most 3000) for a clip of ``clip_frames``."""
+        if self.mode == "padded":
+            return FULL_FRAMES
+        window = min(FULL_FRAMES, max(self.min_frames, clip_frames + self.margin_frames))
+        return window + (window % 2)
+
+
+@dataclass(frozen=True)
+class WhisperSettings:
+    """How the Whisper transcriber runs."""
+
+    #: CTranslate2 compute type; int8 is fastest on ARM/x86 CPUs
+    compute_type: str = "int8"
+    #: CPU threads for the model (0: all cores)
+    threads: int = 0
+    #: spoken language for multilingual models (English-only ``*.en`` models ignore it)
+    language: str = "en"
+    window: WindowPolicy = field(default_factory=WindowPolicy)
+    #: token counts after which partial results are read (words handed out); () = one call
+    stream_chunks: tuple[int, ...] = (4,)
+    #: re-run a clip through the padded window when the short pass looks like a runaway
+    fallback: bool = True
+    #: transcribe only what the VAD kept (otherwise the VAD only decides speech / no speech)
+    vad_trim: bool = False
+    guards: GuardSettings = field(default_factory=GuardSettings)
+    #: run one dummy pass at start so the first real clip is not slower
+    warm_up: bool = True
+
+    def __post_init__(self) -> None:
+        if self.compute_type not in COMPUTE_TYPES:
+            raise ConfigError(f"stt compute_type {self.compute_type!r} is not valid",
+                              fix=f"use one of {', '.join(COMPUTE_TYPES)}")
+        if self.threads < 0:
+            raise ConfigError(f"stt threads={self.threads} is not valid", fix="use 0 (all cores) or more")
+        if any(c < 1 for c in self.stream_chunks) or list(self.stream_chunks) != sorted(self.stream_chunks):
+            raise ConfigError(f"stt stream_chunks={self.stream_chunks} is not valid",
+                              fix="use increasing positive token counts, e.g. [4] or [4, 16]")
+
+
+class _Emitter:
+    """Hands out complete words once, in order, and remembers when."""
+
+    def __init__(self, sink: WordSink | None, t0: float) -> None:
+        self.sink = sink
+        self.t0 = t0
+        self.text = ""
+        self.first_ms: float | None = None
+        self.last_ms: float | None = None
+
+    def offer(self, text: str, final: bool) -> None:
+        """``text``: everything decoded so far (leading space stripped). Emit the new complete words."""
+        if not text.startswith(self.text):
+            # Never happens for a greedy continuation; guard against a tokenizer surprise.
+            log.warning("decoded text no longer extends the typed words; holding back")
+            return
+        if final:
+            upto = len(text.rstrip())
+        else:
+            upto = text.rfind(" ")  # the word before the last space is complete
+            if "\ufffd" in text[:max(upto, 0)]:
+                return  # a multi-byte character is not finished yet
+        if upto <= len(self.text):
+            return
+        for word in split_words(text[len(self.text):upto]):
+            now = (time.perf_counter() - self.t0) * 1000
+            if self.first_ms is None:
+                self.first_ms = now
+            self.last_ms = now
+            self.text += word
+            if self.sink is not None:
+                self.sink(word)
+
+
+def _join_after(typed: str, better: str) -> str:
+    """The text to type after ``typed`` so that the result follows ``better`` as closely as possible.
+
+    Used when the padded pass replaces a short pass of which some words were already typed.
+    """
+    if better.startswith(typed):
+        return better[len(typed):]
+    typed_words = [w.strip().lower() for w in split_words(typed)]
+    better_split = split_words(better)
+    better_words = [w.strip().lower() for w in better_split]
+    matcher = difflib.SequenceMatcher(a=typed_words, b=better_words, autojunk=False)
+    blocks = [b for b in matcher.get_matching_blocks() if b.size]
+    if not blocks:
+        return ""
+    last = blocks[-1]
+    rest = "".join(better_split[last.b + last.size:])
+    return rest if (rest.startswith(" ") or not rest) else " " + rest
+
+
+class WhisperTranscriber:
+    """:class:`~appliance.stt.base.Transcriber` running a CTranslate2 Whisper model on the CPU."""
+
+    def __init__(self, model: ResolvedModel | str | os.PathLike[str] = "tiny.en",
+                 settings: WhisperSettings | None = None, gate: SpeechGate | None = None,
+                 store: ModelStore | None = None) -> None:
+        """Load the model once (and warm it up). ``gate`` is an optional VAD."""
+        import ctranslate2
+        import tokenizers
+        from faster_whisper.feature_extractor import FeatureExtractor
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        self.settings = settings or WhisperSettings()
+        self.gate = gate
+        self.model = model if isinstance(model, ResolvedModel) else resolve_model(model, store)
+        t0 = time.perf_counter()
+        threads = self.settings.threads or os.cpu_count() or 1
+        try:
+            self._model = ctranslate2.models.Whisper(
+                str(self.model.path), device="cpu", compute_type=self.settings.compute_type,
+                intra_threads=threads, inter_threads=1)
+            hf_tokenizer = tokenizers.Tokenizer.from_file(str(Path(self.model.path) / "tokenizer.json"))
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelError(f"could not load Whisper model {self.model.path}: {exc}",
+                             fix="reinstall the model pack, or pick another --model") from exc
+        multilingual = bool(self._model.is_multilingual)
+        self._tokenizer = Tokenizer(hf_tokenizer, multilingual, task="transcribe",
+                                    language=self.settings.language if multilingual else None)
+        self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+        self._suppress = get_suppressed_tokens(self._tokenizer, [-1])
+        self._features = FeatureExtractor(feature_size=self._model.n_mels)
+        self._storage = ctranslate2.StorageView
+        self.load_ms = (time.perf_counter() - t0) * 1000
+        if self.settings.warm_up:
+            self._warm_up()
+        log.info("loaded %s (%s, %s, %d threads) in %.0f ms", self.model.name, self.model.source,
+                 self.settings.compute_type, threads, self.load_ms)
+
+    # -- public -----------------------------------------------------------------------------
+
+    def transcribe(self, samples: np.ndarray, on_words: WordSink | None = None) -> Transcript:
+        """Transcribe float32 mono 16 kHz samples; see :class:`~appliance.stt.base.Transcriber`."""
+        t0 = time.perf_counter()
+        samples = check_samples(samples)
+        audio_s = len(samples) / SAMPLE_RATE
+        guards = self.settings.guards
+        if samples.size < HOP * 10 or rms(samples) < guards.min_rms:
+            return self._empty(t0, audio_s, "silence")
+        if self.gate is not None:
+            speech = self.gate.trim(samples)
+            if speech is None or len(speech) == 0:
+                return self._empty(t0, audio_s, "vad")
+            if self.settings.vad_trim:
+                samples = np.ascontiguousarray(speech, dtype=np.float32)
+        emitter = _Emitter(on_words, t0)
+        stats = _Stats()
+        tf = time.perf_counter()
+        features = self._features(samples)
+        stats.features_ms += (time.perf_counter() - tf) * 1000
+        n_frames = features.shape[1]
+        text = ""
+        for start in range(0, n_frames, FULL_FRAMES):
+            segment = features[:, start:start + FULL_FRAMES]
+            seg_samples = samples[start * HOP:(start + FULL_FRAMES) * HOP]
+            text = self._segment(segment, seg_samples, text, emitter, stats)
+        text = text.strip()
+        dropped = stats.dropped
+        if not emitter.text and text and is_blank_text(text):
+            text, dropped = "", "no-words"
+        if dropped and not emitter.text:
+            text = ""
+        emitter.offer(text, final=True)
+        if emitter.text != text:  # cannot happen unless a word was held back inconsistently
+            log.warning("typed text differs from the final text; reporting what was typed")
+            text = emitter.text
+        total = (time.perf_counter() - t0) * 1000
+        log.debug("transcript %r (%.0f ms, window %d)", text, total, stats.window)
+        return Transcript(
+            text=text,
+            timings=Timings(total, stats.features_ms, stats.encoder_ms, stats.decode_ms,
+                            emitter.first_ms, emitter.last_ms),
+            audio_s=audio_s, window_frames=stats.window, tokens=stats.tokens,
+            avg_logprob=stats.avg_logprob, no_speech_prob=stats.no_speech_prob,
+            fallback=stats.fallback, dropped=None if text else dropped)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _empty(self, t0: float, audio_s: float, reason: str) -> Transcript:
+        total = (time.perf_counter() - t0) * 1000
+        return Transcript("", Timings(total, 0.0, 0.0, 0.0, None, None), audio_s, dropped=reason)
+
+    def _warm_up(self) -> None:
+        window = self.settings.window.frames(0)
+        x = np.zeros((1, self._model.n_mels, window), np.float32)
+        encoded = self._model.encode(self._storage.from_array(x))
+        self._model.generate(encoded, [self._prompt], beam_size=1, max_length=4)
+
+    def _encode(self, features: np.ndarray, stats: _Stats):  # noqa: ANN202 - ctranslate2 StorageView
+        te = time.perf_counter()
+        encoded = self._model.encode(self._storage.from_array(np.ascontiguousarray(features[None])))
+        stats.encoder_ms += (time.perf_counter() - te) * 1000
+        return encoded
+
+    def _generate(self, encoded, tokens: list[int], limit: int, first: bool, stats: _Stats):  # noqa: ANN001,ANN202
+        td = time.perf_counter()
+        result = self._model.generate(
+            encoded, [self._prompt + tokens], beam_size=1, max_length=2 * limit,
+            # CTranslate2 Whisper returns at most max_length // 2 tokens (prefix included)
+            return_scores=True, return_no_speech_prob=first, suppress_blank=first,
+            suppress_tokens=self._suppress)[0]
+        stats.decode_ms += (time.perf_counter() - td) * 1000
+        return result
+
+    def _window(self, segment: np.ndarray) -> np.ndarray:
+        policy = self.settings.window
+        frames = policy.frames(segment.shape[1])
+        out = np.zeros((segment.shape[0], frames), np.float32)
+        if policy.fill == "silence":
+            out[:] = segment.max() - 2.0  # log-mel of digital silence after Whisper's normalisation
+        out[:, :min(frames, segment.shape[1])] = segment[:, :frames]
+        return out
+
+    def _padded(self, seg_samples: np.ndarray, stats: _Stats) -> np.ndarray:
+        tf = time.perf_counter()
+        features = self._features(seg_samples, padding=FULL_FRAMES * HOP)[:, :FULL_FRAMES]
+        stats.features_ms += (time.perf_counter() - tf) * 1000
+        return np.ascontiguousarray(features, dtype=np.float32)
+
+    def _segment(self, segment: np.ndarray, seg_samples: np.ndarray, before: str,
+                 emitter: _Emitter, stats: _Stats) -> str:
+        """Decode one (<= 30 s) segment; returns ``before`` + its text. Hands out words on the way."""
+        guards = self.settings.guards
+        budget = guards.token_budget(len(seg_samples) / SAMPLE_RATE)
+        padded_mode = self.settings.window.mode == "padded"
+        window = self._padded(seg_samples, stats) if padded_mode else self._window(segment)
+        stats.window = max(stats.window, window.shape[1])
+        encoded = self._encode(window, stats)
+        schedule = [c for c in self.settings.stream_chunks if c < budget] + [budget]
+        tokens: list[int] = []
+        no_speech = 0.0
+        avg_logprob = 0.0
+        for index, limit in enumerate(schedule):
+            result = self._generate(encoded, tokens, limit, index == 0, stats)
+            if index == 0:
+                no_speech = float(result.no_speech_prob)
+            tokens = list(result.sequences_ids[0])
+            avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
+            if len(tokens) < limit or limit == budget:
+                break
+            if no_speech <= guards.no_speech_threshold and find_loop(tokens, guards) is None:
+                emitter.offer((before + self._tokenizer.decode(tokens)).lstrip(), final=False)
+        stats.no_speech_prob = max(stats.no_speech_prob, no_speech) if not before else stats.no_speech_prob
+        text = self._tokenizer.decode(tokens)
+        typed = emitter.text
+        if not typed and is_no_speech(no_speech, avg_logprob, guards):
+            stats.dropped = "no-speech"
+            return before
+        reason = runaway_reason(tokens, text, avg_logprob, budget, guards)
+        if reason and not padded_mode and self.settings.fallback:
+            log.info("short window pass rejected (%s); running the padded pass", reason)
+            stats.fallback = reason
+            encoded = self._encode(self._padded(seg_samples, stats), stats)
+            stats.window = FULL_FRAMES
+            result = self._generate(encoded, [], budget, True, stats)
+            tokens = list(result.sequences_ids[0])
+            avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
+            if not typed and is_no_speech(float(result.no_speech_prob), avg_logprob, guards):
+                stats.dropped = "no-speech"
+                return before
+        loop_at = find_loop(tokens, guards)
+        if loop_at is not None:
+            log.info("capping a repetition loop at token %d of %d", loop_at, len(tokens))
+            tokens = tokens[:loop_at]
+        text = self._tokenizer.decode(tokens)
+        stats.tokens += len(tokens)
+        stats.avg_logprob = avg_logprob
+        full = (before + text).lstrip()
+        if not full.startswith(emitter.text):
+            full = emitter.text + _join_after(emitter.text, full)
+        if len(full) > len(emitter.text):
+            emitter.offer(full, final=False)
+        return full
+
+
+@dataclass
+class _Stats:
+    features_ms: float = 0.0
+    encoder_ms: float = 0.0
+    decode_ms: float = 0.0
+    window: int = 0
+    tokens: int = 0
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    fallback: str | None = None
+    dropped: str | None = None
