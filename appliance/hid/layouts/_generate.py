@@ -15,7 +15,8 @@ were also checked by hand against ``/usr/share/X11/xkb/symbols/*``.
 
 Choice rules when a character can be typed several ways: a single key beats a dead-key sequence;
 fewer modifiers beat more (none, Shift, AltGr, Shift+AltGr); then the key-position order below
-(number row first, then the letter rows, left to right). The ISO key left of Enter is written as
+(number row first, then the letter rows, left to right); on the ``us`` family the ISO
+``NonUS_Backslash`` key only for characters no other key gives. The ISO key left of Enter is written as
 ``Backslash`` (0x31), which Linux, Windows and macOS treat like ``NonUS_Hash`` (0x32).
 """
 
@@ -51,11 +52,14 @@ POSITIONS: dict[str, str] = {
     "LeftBracket": "AD11", "RightBracket": "AD12", "Backslash": "BKSL",
     **{c: f"AC{i:02d}" for i, c in enumerate("ASDFGHJKL", start=1)},
     "Semicolon": "AC10", "Apostrophe": "AC11",
-    "NonUS_Backslash": "LSGT",
     **{c: f"AB{i:02d}" for i, c in enumerate("ZXCVBNM", start=1)},
     "Comma": "AB08", "Period": "AB09", "Slash": "AB10",
     "Space": "SPCE",
 }
+#: The ISO key right of left Shift. For the US family (ANSI keyboards: the key is missing, and
+#: Windows/macOS US layouts give it other characters than xkb's ``us`` does) it is used only for
+#: characters no other key types; on ISO layouts it is an ordinary key (< > on de, fr, es, it).
+ISO_POSITIONS = {"NonUS_Backslash": "LSGT"}
 
 COMBOS = ("", "Shift+", "AltGr+", "Shift+AltGr+")
 
@@ -107,16 +111,21 @@ def generate(layout: str, compose: dict[tuple[str, str], str]) -> dict:
 
     # (press spec, keysym) in preference order
     presses: list[tuple[str, int]] = []
-    for combo in COMBOS:
-        mask = masks[combo]
-        if mask is None:
-            continue
-        state = keymap.state_new()
-        state.update_mask(mask, 0, 0, 0, 0, 0)
-        for key, xkb_name in POSITIONS.items():
-            sym = state.key_get_one_sym(keymap.key_by_name(xkb_name))
-            if sym:
-                presses.append((f"{combo}{key}", sym))
+    if base == "us":
+        groups = (POSITIONS, ISO_POSITIONS)
+    else:
+        groups = ({**POSITIONS, **ISO_POSITIONS},)
+    for positions in groups:
+        for combo in COMBOS:
+            mask = masks[combo]
+            if mask is None:
+                continue
+            state = keymap.state_new()
+            state.update_mask(mask, 0, 0, 0, 0, 0)
+            for key, xkb_name in positions.items():
+                sym = state.key_get_one_sym(keymap.key_by_name(xkb_name))
+                if sym:
+                    presses.append((f"{combo}{key}", sym))
 
     chars: dict[str, str] = {}
     dead: dict[str, str] = {}
