@@ -1,0 +1,120 @@
+"""Proper fake stages for controller tests (no ad-hoc mocks)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from appliance.errors import AudioError, ModelError
+from appliance.hid.report import MOD_LSHIFT, RELEASE_ALL, keyboard_report
+from appliance.hid.stroke import Stroke
+from appliance.stt.base import Timings, Transcript
+
+BACKSPACE = 0x2A
+SPACE = 0x2C
+
+
+class ScriptedRecorder:
+    """Returns pre-set clips, one per utterance; can be 'unplugged'."""
+
+    def __init__(self, clips: list[np.ndarray]) -> None:
+        self.clips = list(clips)
+        self.started = 0
+        self.cancelled = 0
+        self.present = True
+        self.recording = False
+
+    def start(self) -> None:
+        if not self.present:
+            raise AudioError("fake microphone missing", fix="plug it in")
+        self.recording = True
+        self.started += 1
+
+    def stop(self) -> np.ndarray:
+        self.recording = False
+        return self.clips.pop(0) if self.clips else np.zeros(1600, np.float32)
+
+    def cancel(self) -> None:
+        self.recording = False
+        self.cancelled += 1
+        if self.clips:
+            self.clips.pop(0)
+
+
+class EnergyGate:
+    """Speech = any sample above a threshold (the real VAD is tested in tests/audio)."""
+
+    def trim(self, samples: np.ndarray) -> np.ndarray | None:
+        return samples if np.abs(samples).max(initial=0) > 0.01 else None
+
+
+class ScriptedTranscriber:
+    """Hands out a scripted transcript word by word; ``gate`` makes it wait mid-sentence."""
+
+    def __init__(self, texts: list[str], fail: bool = False) -> None:
+        self.texts = list(texts)
+        self.fail = fail
+        self.gate: threading.Event | None = None
+        self.calls = 0
+
+    def transcribe(self, samples, on_words=None) -> Transcript:
+        self.calls += 1
+        if self.fail:
+            raise ModelError("fake model failed", fix="reinstall")
+        text = self.texts.pop(0)
+        words = [" " + w for w in text.split()]
+        for i, w in enumerate(words):
+            if on_words:
+                on_words(w)
+            if i == 0 and self.gate is not None:
+                self.gate.wait(5)
+        return Transcript(text=text, timings=Timings(0, 0, 0, 0, None, None), audio_s=len(samples) / 16000)
+
+
+class LettersEncoder:
+    """US letters, space and a few marks; enough for controller tests (the real encoder has its own)."""
+
+    PUNCT = {".": (0, 0x37), ",": (0, 0x36), "?": (MOD_LSHIFT, 0x38), "\n": (0, 0x28), "'": (0, 0x34)}
+
+    def _stroke(self, ch: str) -> Stroke:
+        if ch == " ":
+            return Stroke(ch, (keyboard_report(0, [SPACE]), RELEASE_ALL))
+        if ch in self.PUNCT:
+            mods, usage = self.PUNCT[ch]
+        else:
+            mods, usage = (MOD_LSHIFT if ch.isupper() else 0), 0x04 + ord(ch.lower()) - ord("a")
+        if mods:
+            return Stroke(ch, (keyboard_report(mods), keyboard_report(mods, [usage]), RELEASE_ALL))
+        return Stroke(ch, (keyboard_report(0, [usage]), RELEASE_ALL))
+
+    def text(self, text: str) -> list[Stroke]:
+        return [self._stroke(c) for c in text if c.isascii() and (c.isalpha() or c in " .,?\n'")]
+
+    def backspaces(self, n: int) -> list[Stroke]:
+        return [Stroke("\b", (keyboard_report(0, [BACKSPACE]), RELEASE_ALL)) for _ in range(n)]
+
+
+def host_screen(reports: list[bytes]) -> str:
+    """What a US host shows after these reports (letters, space, marks, backspace)."""
+    rev = {0x37: ".", 0x36: ",", 0x28: "\n", 0x34: "'"}
+    out: list[str] = []
+    prev: set[int] = set()
+    for r in reports:
+        mods, keys = r[0], {k for k in r[2:] if k}
+        for k in sorted(keys - prev):
+            shift = bool(mods & MOD_LSHIFT)
+            if k == BACKSPACE:
+                if out:
+                    out.pop()
+            elif k == SPACE:
+                out.append(" ")
+            elif 0x04 <= k <= 0x1D:
+                c = chr(ord("a") + k - 0x04)
+                out.append(c.upper() if shift else c)
+            elif k == 0x38 and shift:
+                out.append("?")
+            elif k in rev:
+                out.append(rev[k])
+        prev = keys
+    return "".join(out)
