@@ -17,8 +17,12 @@ from appliance.errors import VoiceKeyError
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMAND_MODULES = (
+    "appliance.commands.run_cmd",
     "appliance.commands.type_cmd",
     "appliance.commands.gadget_cmd",
+    "appliance.commands.transcribe_cmd",
+    "appliance.commands.models_cmd",
+    "appliance.commands.bench_cmd",
 )
 
 
