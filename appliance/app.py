@@ -55,6 +55,13 @@ class RecorderAdapter:
     def stop(self) -> np.ndarray:
         return self.source.stop()
 
+    def check(self) -> None:
+        """AudioError while the device is missing; re-open a dead or unplugged device when it is back."""
+        if getattr(self.source, "failed", False):
+            self.source.recover()
+        else:
+            self.source.open()
+
     def cancel(self) -> None:
         # The post-roll wait would block the loop: finish the utterance in the background and drop it.
         threading.Thread(target=self.source.stop, name="recorder-cancel", daemon=True).start()

@@ -61,6 +61,9 @@ class Recorder(Protocol):
     def cancel(self) -> None:
         """Drop the current utterance."""
 
+    # Optional: ``check()`` raises AudioError while the device is missing and (re)opens it when it
+    # is back; the controller calls it while idle (see ControllerOptions.audio_retry_s).
+
 
 class Gate(Protocol):
     def trim(self, samples: np.ndarray) -> np.ndarray | None: ...
@@ -97,6 +100,8 @@ class ControllerOptions:
     error_show_s: float = 4.0
     """How long an error blink code stays before going back to ready."""
     pairing_s: float = 120.0
+    audio_retry_s: float = 2.0
+    """While the microphone is missing, how often to look for it again."""
 
 
 @dataclass
@@ -168,6 +173,7 @@ class Controller:
     def show_error(self, pattern: LedPattern, exc: BaseException | str, sticky: bool = False) -> None:
         """Log an error and show its blink code (for ``error_show_s``, or until cleared if sticky)."""
         log.error("%s", exc)
+        sticky = sticky or (self._error_pattern is pattern and self._error_until == float("inf"))
         self._error_pattern = pattern
         self._error_until = float("inf") if sticky else self.clock() + self.options.error_show_s
         if self.state in (State.READY, State.ERROR, State.STARTING):
@@ -192,6 +198,7 @@ class Controller:
         if self.state is State.STARTING:
             self._set(State.READY)
         stop_wait = asyncio.ensure_future(self._stopping.wait())
+        audio_watch = asyncio.ensure_future(self._watch_audio())
         try:
             while not self._stopping.is_set():
                 deadline = self.gestures.deadline()
@@ -216,10 +223,29 @@ class Controller:
                         self._start_work(self._type_backlog())
         finally:
             stop_wait.cancel()
+            audio_watch.cancel()
             await self._shutdown()
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def _watch_audio(self) -> None:
+        """Open the microphone; while it is missing show the error code and retry; recover when back."""
+        check = getattr(self.s.recorder, "check", None)
+        if check is None:
+            return
+        while True:
+            if self.state in (State.READY, State.ERROR):
+                try:
+                    await asyncio.to_thread(check)
+                except AudioError as exc:
+                    if self._error_pattern is not LedPattern.ERROR_MICROPHONE or self.state is not State.ERROR:
+                        self.show_error(LedPattern.ERROR_MICROPHONE, exc, sticky=True)
+                else:
+                    if self._error_pattern is LedPattern.ERROR_MICROPHONE:
+                        log.info("microphone is back")
+                    self.clear_error(LedPattern.ERROR_MICROPHONE)
+            await asyncio.sleep(self.options.audio_retry_s)
 
     async def _shutdown(self) -> None:
         if self.state is State.LISTENING:

@@ -94,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
         transcriber = await asyncio.to_thread(build_transcriber, config, None)
         recorder = _audio_source(args.audio if args.simulate else "mic", config)
         parts = build(config, recorder=recorder, transcriber=transcriber, gate=gate, device=device, led=led)
-        if loaded.issues:
-            parts.controller.show_error(LedPattern.ERROR_CONFIG, f"{len(loaded.issues)} config issue(s)")
+        report_config_issues(parts.controller, loaded)
         service.notify("READY=1")
         period = service.watchdog_period_s()
         dog = asyncio.create_task(watchdog(service.notify, parts.controller, period)) if period else None
@@ -110,6 +109,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def report_config_issues(controller, loaded) -> None:
+    """Invalid config keys: the appliance runs on their defaults and blinks the config error code."""
+    from appliance.ui.led import LedPattern
+
+    if loaded.issues:
+        controller.show_error(LedPattern.ERROR_CONFIG, f"{len(loaded.issues)} config issue(s); "
+                              "running on defaults for them (see `voicekey doctor`)")
 
 
 def _terminal_button(edges) -> None:
