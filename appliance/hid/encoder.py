@@ -53,7 +53,8 @@ class EncoderOptions:
     GTK); ``"windows"`` = hold Alt, keypad ``+``, hex digits (needs the registry value
     ``HKCU\\Control Panel\\Input Method\\EnableHexNumpad`` = ``"1"`` and a re-login);
     ``"macos"`` = hold Option, four hex digits, with the "Unicode Hex Input" input source
-    selected (characters above U+FFFF as a UTF-16 surrogate pair)."""
+    selected (characters above U+FFFF as a UTF-16 surrogate pair). Windows gets the full code
+    point in hex; many Windows applications only accept up to U+FFFF that way."""
 
     allow_newline: bool = False
     """Type ``"\\n"``, ``"\\r\\n"`` and a lone ``"\\r"`` as Enter. Off: they are skipped (Enter
@@ -61,6 +62,12 @@ class EncoderOptions:
 
     allow_tab: bool = False
     """Type ``"\\t"`` as Tab. Off: it is skipped (Tab moves focus in most forms)."""
+
+    use_capslock: bool = False
+    """Also type the few characters a layout gives only with Caps Lock on (``fr``: Ç) as
+    Caps Lock, key, Caps Lock. Off by default: a host that remaps Caps Lock (e.g. to Ctrl) would
+    see a shortcut, and the host's Caps Lock LED flickers; off, those characters go through
+    :attr:`unmapped` (Ç -> C)."""
 
     def __post_init__(self) -> None:
         if self.unmapped not in _POLICIES:
@@ -141,10 +148,11 @@ def capslock_stroke() -> Stroke:
     return _CAPSLOCK
 
 
-@functools.lru_cache(maxsize=32)
-def _strokes_for(layout: Layout) -> dict[str, Stroke]:
-    """Precomputed character -> stroke table of a layout (built once per layout)."""
-    return {char: _stroke(char, presses) for char, presses in layout.chars.items()}
+@functools.lru_cache(maxsize=64)
+def _strokes_for(layout: Layout, use_capslock: bool) -> dict[str, Stroke]:
+    """Precomputed character -> stroke table of a layout (built once per layout and flag)."""
+    return {char: _stroke(char, presses) for char, presses in layout.chars.items()
+            if use_capslock or all(key != keycodes.KEY_CAPSLOCK for _, key in presses)}
 
 
 # --- Unicode input methods --------------------------------------------------------------------
@@ -269,7 +277,7 @@ def encode(text: str, layout: Layout | str, options: EncoderOptions = _DEFAULT_O
     """
     if isinstance(layout, str):
         layout = load_layout(layout)
-    table = _strokes_for(layout)
+    table = _strokes_for(layout, options.use_capslock)
     strokes: list[Stroke] = []
     skipped: list[Skipped] = []
     n = len(text)
@@ -343,7 +351,7 @@ def _slow_path(text: str, i: int, layout: Layout, table: dict[str, Stroke],
             else:
                 strokes.append(stroke)
     else:
-        replacement = _transliterate(composed, table)
+        replacement = _transliterate(composed, layout, options.use_capslock)
         if replacement is None:
             skipped.append(Skipped(i, cluster, f"no transliteration on layout {layout.name}"))
         else:
@@ -358,8 +366,11 @@ def _unicode_input(ch: str, layout: Layout, host_os: str) -> Stroke | None:
     return _unicode_stroke(ch, layout, host_os)
 
 
-def _transliterate(cluster: str, table: dict[str, Stroke]) -> str | None:
-    """A replacement made only of characters in ``table``, or ``None``."""
+@functools.lru_cache(maxsize=4096)
+def _transliterate(cluster: str, layout: Layout, use_capslock: bool) -> str | None:
+    """A replacement made only of characters the layout types, or ``None`` (cached)."""
+    table = _strokes_for(layout, use_capslock)
+
     def typeable(s: str) -> bool:
         return bool(s) and all(ch in table for ch in s)
 

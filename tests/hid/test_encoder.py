@@ -119,8 +119,9 @@ def test_oracle_usage_table_matches_linux_headers():
 def test_every_character_of_the_layout_round_trips(layout):
     table = load_layout(layout)
     wrong = {}
+    options = EncoderOptions(use_capslock=True, unmapped="skip")
     for char in table.chars:
-        got = decode_reports(encode(char, layout).reports, layout)
+        got = decode_reports(encode(char, layout, options).reports, layout)
         if got != char:
             wrong[char] = got
     assert wrong == {}
@@ -173,6 +174,15 @@ def test_transliterate_keeps_what_the_layout_has():
     # ṻ (u + macron + diaeresis): de has no macron dead key but has ü
     assert encode("ṻ", "de").text == "ü"
     assert encode("ṻ", "us").text == "u"
+
+
+def test_capslock_characters_only_when_asked():
+    assert encode("Ça", "fr").text == "Ca"
+    result = encode("Ça", "fr", EncoderOptions(use_capslock=True))
+    assert result.text == "Ça"
+    caps = R(0, 0, U["CapsLock"])
+    assert list(result.strokes[0].reports) == [caps, Z, R(0, 0, U["9"]), Z, caps, Z]
+    assert decode_reports(result.reports, "fr") == "Ça"
 
 
 def test_decomposed_input_is_composed_first():

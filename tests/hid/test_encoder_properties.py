@@ -20,10 +20,11 @@ options = st.builds(
     host_os=st.sampled_from(["linux", "windows", "macos"]),
     allow_newline=st.booleans(),
     allow_tab=st.booleans(),
+    use_capslock=st.booleans(),
 )
 # Plain st.text() plus text rich in the characters that matter here.
 tricky = st.text(alphabet=st.sampled_from(
-    list(string.printable) + list("\x1b[]\x07\x9b\x9c\x9d\r\n\t\x00\x7féèêëÉçÇñßüÜ’“”—…€£¿¡«»²°§"
+    list(string.printable) + list("\x1b[]\x07\x9b\x9c\x9d\r\n\t\x00\x7féèêëÉçÇĐñßüÜ’“”—…€£¿¡«»²°§"
                                   "\u0301\u0308\u0327\u200b\u202e\ud800😀中ǘﬁ½")), max_size=60)
 texts = st.one_of(st.text(), tricky)
 
@@ -77,10 +78,11 @@ def test_host_never_has_a_key_held_after_a_stroke(text, layout, opts):
 @SETTINGS
 @given(text=texts, layout=layouts,
        unmapped=st.sampled_from(["transliterate", "skip"]),
-       allow_newline=st.booleans(), allow_tab=st.booleans())
+       allow_newline=st.booleans(), allow_tab=st.booleans(), use_capslock=st.booleans())
 def test_host_sees_exactly_the_text_the_encoder_claims(text, layout, unmapped, allow_newline,
-                                                       allow_tab):
-    opts = EncoderOptions(unmapped=unmapped, allow_newline=allow_newline, allow_tab=allow_tab)
+                                                       allow_tab, use_capslock):
+    opts = EncoderOptions(unmapped=unmapped, allow_newline=allow_newline, allow_tab=allow_tab,
+                          use_capslock=use_capslock)
     result = encode(text, layout, opts)
     decoder = XkbDecoder(layout)
     previous = RELEASE_ALL

@@ -76,6 +76,7 @@ HAND_CHECKED = [
     ("fr", "@", "AltGr+0"), ("fr", "^", "AltGr+9"), ("fr", "ù", "Apostrophe"),
     ("fr", "%", "Shift+Apostrophe"), ("fr", "ê", "LeftBracket E"), ("fr", "ë", "Shift+LeftBracket E"),
     ("fr", "Ê", "LeftBracket Shift+E"), ("fr", "²", "Grave"),
+    ("fr", "Ç", "CapsLock 9 CapsLock"),  # Caps Lock capitalises ccedilla
     # es: AC10 ntilde, AE12 exclamdown/questiondown, AC11 dead_acute/dead_diaeresis, BKSL ccedilla.
     ("es", "ñ", "Semicolon"), ("es", "Ñ", "Shift+Semicolon"), ("es", "¡", "Equal"),
     ("es", "¿", "Shift+Equal"), ("es", "ç", "Backslash"), ("es", "á", "Apostrophe A"),
@@ -121,15 +122,20 @@ def test_layout_data_is_consistent(name):
     layout = load_layout(name)
     assert layout.name == name
     dead_presses = set(layout.dead_keys.values())
+    caps = (0, U["CapsLock"])
     for char, presses in layout.chars.items():
         assert len(char) == 1
-        assert 1 <= len(presses) <= 2, char
+        assert 1 <= len(presses) <= 3, char
         for mods, key in presses:
             assert mods & ~(MOD_LSHIFT | MOD_RALT) == 0
             assert 0x04 <= key <= keycodes.BOOT_MAX_USAGE, (char, key)
             assert key not in (U["Enter"], U["Escape"], U["Backspace"], U["Tab"]), char
         if len(presses) == 2:
             assert presses[0] in dead_presses, f"{char!r}: first press is not a dead key"
+        if len(presses) == 3:  # Caps Lock on, key, Caps Lock off
+            assert presses[0] == presses[2] == caps and presses[1] != caps, char
+        else:
+            assert caps not in presses, char
     # no dead key is also listed as typing a character by itself
     single = {p[0] for p in layout.chars.values() if len(p) == 1}
     assert not single & dead_presses

@@ -16,8 +16,9 @@ were also checked by hand against ``/usr/share/X11/xkb/symbols/*``.
 Choice rules when a character can be typed several ways: a single key beats a dead-key sequence;
 fewer modifiers beat more (none, Shift, AltGr, Shift+AltGr); then the key-position order below
 (number row first, then the letter rows, left to right); on the ``us`` family the ISO
-``NonUS_Backslash`` key only for characters no other key gives. The ISO key left of Enter is written as
-``Backslash`` (0x31), which Linux, Windows and macOS treat like ``NonUS_Hash`` (0x32).
+``NonUS_Backslash`` key only for characters no other key gives. A character reachable only with
+Caps Lock on (fr: Ç) is stored as ``"CapsLock <key> CapsLock"``. The ISO key left of Enter is
+written as ``Backslash`` (0x31), which Linux, Windows and macOS treat like ``NonUS_Hash`` (0x32).
 """
 
 from __future__ import annotations
@@ -150,6 +151,23 @@ def generate(layout: str, compose: dict[tuple[str, str], str]) -> dict:
                     if len(text) == 1 and text not in chars and text not in sequences:
                         sequences[text] = f"{dead_spec} {spec}"
     chars.update(sequences)
+
+    # Last resort: with Caps Lock on, xkb capitalises the keysym of non-alphabetic keys too, which
+    # is how fr types É (Caps Lock, é key, Caps Lock). The encoder uses these only when asked.
+    lock = keymap.mod_get_index("Lock")
+    for positions in groups:
+        for combo in COMBOS:
+            mask = masks[combo]
+            if mask is None:
+                continue
+            state = keymap.state_new()
+            state.update_mask(mask, 0, 1 << lock, 0, 0, 0)
+            for key, xkb_name in positions.items():
+                sym = state.key_get_one_sym(keymap.key_by_name(xkb_name))
+                text = xkb.keysym_to_string(sym) or "" if sym else ""
+                if (len(text) == 1 and unicodedata.category(text) not in ("Cc", "Cs")
+                        and text not in chars):
+                    chars[text] = f"CapsLock {combo}{key} CapsLock"
     return {
         "name": layout,
         "description": LAYOUTS.get(layout, layout),
