@@ -10,6 +10,10 @@ Standard library only. Sub-commands (``python tests/vm/guest_events.py --help``)
                     does when a keyboard vanishes — and waits for the keyboard to come back.
 ``held``            print ``{"device": ..., "held": [codes]}``: keys the kernel believes are held
                     (EVIOCGKEY).
+``leds``            print ``{"device": ..., "leds": [codes]}``: LEDs lit on the keyboard (EVIOCGLED;
+                    1 = LED_CAPSL).
+``hold-kill PID``   watch the held keys (EVIOCGKEY, every millisecond) and SIGKILL PID the moment any
+                    key is held; prints ``{"held": [codes]}`` as seen at that moment.
 ``tap USAGE``       write a press and a release report of one HID usage to the gadget's hidg
                     device (for Caps Lock or an end-of-stream sentinel key).
 
@@ -43,6 +47,11 @@ _KEY_BYTES = KEY_MAX // 8 + 1
 # EVIOCGKEY(len) = _IOC(_IOC_READ, 'E', 0x18, len)   (include/uapi/linux/input.h)
 _IOC_READ = 2
 EVIOCGKEY = (_IOC_READ << 30) | (_KEY_BYTES << 16) | (ord("E") << 8) | 0x18
+LED_MAX = 0x0F
+_LED_BYTES = LED_MAX // 8 + 1
+# EVIOCGLED(len) = _IOC(_IOC_READ, 'E', 0x19, len)
+EVIOCGLED = (_IOC_READ << 30) | (_LED_BYTES << 16) | (ord("E") << 8) | 0x19
+LED_CAPSL = 0x01
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,7 @@ def find_keyboard(sysfs: Path = Path("/sys"), vid: int | None = None,
 
 
 def wait_keyboard(timeout: float | None, vid: int | None = None, pid: int | None = None,
-                  stop: list[bool] | None = None) -> Path | None:
+                  stop: list[bool] | None = None, poll: float = 0.02) -> Path | None:
     """Poll :func:`find_keyboard` until the device node exists (``timeout`` None: forever)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -104,15 +113,44 @@ def wait_keyboard(timeout: float | None, vid: int | None = None, pid: int | None
         time.sleep(0.02)
 
 
+def _bits(fd: int, request: int, size: int) -> list[int]:
+    buf = bytearray(size)
+    fcntl.ioctl(fd, request, buf, True)
+    return [bit for bit in range(size * 8) if buf[bit // 8] >> (bit % 8) & 1]
+
+
 def held_keys(device: Path) -> list[int]:
     """Key codes the kernel reports as currently down on ``device`` (EVIOCGKEY)."""
-    buf = bytearray(_KEY_BYTES)
     fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        fcntl.ioctl(fd, EVIOCGKEY, buf, True)
+        return _bits(fd, EVIOCGKEY, _KEY_BYTES)
     finally:
         os.close(fd)
-    return [code for code in range(KEY_MAX + 1) if buf[code // 8] >> (code % 8) & 1]
+
+
+def lit_leds(device: Path) -> list[int]:
+    """LED codes (LED_CAPSL = 1, ...) currently on for ``device`` (EVIOCGLED)."""
+    fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return _bits(fd, EVIOCGLED, _LED_BYTES)
+    finally:
+        os.close(fd)
+
+
+def hold_kill(device: Path, pid: int, timeout: float) -> list[int]:
+    """SIGKILL ``pid`` as soon as any key is held on ``device``; return the keys held then."""
+    fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            held = _bits(fd, EVIOCGKEY, _KEY_BYTES)
+            if held:
+                os.kill(pid, signal.SIGKILL)
+                return held
+            time.sleep(0.001)
+    finally:
+        os.close(fd)
+    raise TimeoutError(f"no key was held within {timeout} s")
 
 
 def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int:
@@ -187,7 +225,9 @@ def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int
             for code in sorted(pressed):
                 emit({"code": code, "value": 0, "time": now, "synthetic": True})
             pressed.clear()
-            device = wait_keyboard(None, vid, pid, stop)
+            # Poll fast: the typist resumes soon after the host is back (its settle time), and
+            # events that arrive before we reopen the device would not be seen.
+            device = wait_keyboard(None, vid, pid, stop, poll=0.002)
         emit({"stopped": True, "time": time.time()})
     return 0
 
@@ -215,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser("record", help="record EV_KEY events as JSON lines until SIGTERM")
     rec.add_argument("out", type=Path)
     sub.add_parser("held", help="print the keys the kernel believes are held")
+    sub.add_parser("leds", help="print the LEDs lit on the keyboard")
+    hk = sub.add_parser("hold-kill", help="SIGKILL PID as soon as a key is held")
+    hk.add_argument("target_pid", type=int)
+    hk.add_argument("--timeout", type=float, default=60)
     tap_p = sub.add_parser("tap", help="press and release one HID usage through a hidg device")
     tap_p.add_argument("usage", type=lambda s: int(s, 0))
     tap_p.add_argument("--modifiers", type=lambda s: int(s, 0), default=0)
@@ -232,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.cmd == "find":
         print(device)
+    elif args.cmd == "leds":
+        print(json.dumps({"device": str(device), "leds": lit_leds(device)}))
+    elif args.cmd == "hold-kill":
+        print(json.dumps({"device": str(device),
+                          "held": hold_kill(device, args.target_pid, args.timeout)}))
     else:
         print(json.dumps({"device": str(device), "held": held_keys(device)}))
     return 0
