@@ -139,21 +139,26 @@ def generate(layout: str, compose: dict[tuple[str, str], str]) -> dict:
         if len(text) == 1 and unicodedata.category(text) not in ("Cc", "Cs"):
             chars.setdefault(text, spec)
 
-    sym_of = {name: xkb.keysym_from_name(name) for pair in compose for name in pair}
+    # Compose index: dead keysym name -> base keysym value -> text (names resolved like xkb does,
+    # so <U00E9> and <eacute> are the same keysym).
+    by_dead: dict[str, dict[int, str]] = {}
+    for (dead_name, base_name), text in compose.items():
+        by_dead.setdefault(dead_name, {}).setdefault(xkb.keysym_from_name(base_name), text)
     direct = [(spec, sym) for spec, sym in presses
               if not xkb.keysym_get_name(sym).startswith("dead_")]
     dead_presses = [(spec, xkb.keysym_from_name(name)) for name, spec in dead.items()]
     sequences: dict[str, str] = {}
     for second in (direct, dead_presses):  # dead + key first, then dead + dead
         for dead_name, dead_spec in dead.items():
+            results = by_dead.get(dead_name, {})
             for spec, sym in second:
-                for (d, b), text in _lookup(compose, sym_of, dead_name, sym):
-                    if len(text) == 1 and text not in chars and text not in sequences:
-                        sequences[text] = f"{dead_spec} {spec}"
+                text = results.get(sym, "")
+                if len(text) == 1 and text not in chars and text not in sequences:
+                    sequences[text] = f"{dead_spec} {spec}"
     chars.update(sequences)
 
     # Last resort: with Caps Lock on, xkb capitalises the keysym of non-alphabetic keys too, which
-    # is how fr types É (Caps Lock, é key, Caps Lock). The encoder uses these only when asked.
+    # is how fr types Ç (Caps Lock, ç key, Caps Lock). The encoder uses these only when asked.
     lock = keymap.mod_get_index("Lock")
     for positions in groups:
         for combo in COMBOS:
@@ -164,7 +169,7 @@ def generate(layout: str, compose: dict[tuple[str, str], str]) -> dict:
             state.update_mask(mask, 0, 1 << lock, 0, 0, 0)
             for key, xkb_name in positions.items():
                 sym = state.key_get_one_sym(keymap.key_by_name(xkb_name))
-                text = xkb.keysym_to_string(sym) or "" if sym else ""
+                text = (xkb.keysym_to_string(sym) or "") if sym else ""
                 if (len(text) == 1 and unicodedata.category(text) not in ("Cc", "Cs")
                         and text not in chars):
                     chars[text] = f"CapsLock {combo}{key} CapsLock"
@@ -176,19 +181,6 @@ def generate(layout: str, compose: dict[tuple[str, str], str]) -> dict:
         "dead_keys": dict(sorted(dead.items())),
         "chars": dict(sorted(chars.items())),
     }
-
-
-_BY_DEAD: dict[int, dict[str, list[tuple[tuple[str, str], str]]]] = {}
-
-
-def _lookup(compose, sym_of, dead_name, sym):
-    index = _BY_DEAD.get(id(compose))
-    if index is None:
-        index = {}
-        for (d, b), text in compose.items():
-            index.setdefault(d, {}).setdefault(sym_of[b], []).append(((d, b), text))
-        _BY_DEAD[id(compose)] = index
-    return index.get(dead_name, {}).get(sym, [])
 
 
 def main(argv: list[str]) -> int:
