@@ -51,7 +51,8 @@ class EncoderOptions:
     host_os: HostOS = "linux"
     """Host OS for ``unmapped="unicode"``: ``"linux"`` = Ctrl+Shift+U, hex digits, Space (IBus,
     GTK); ``"windows"`` = hold Alt, keypad ``+``, hex digits (needs the registry value
-    ``HKCU\\Control Panel\\Input Method\\EnableHexNumpad`` = ``"1"`` and a re-login);
+    ``HKCU\\Control Panel\\Input Method\\EnableHexNumpad`` = ``"1"`` and a re-login; Num Lock
+    on);
     ``"macos"`` = hold Option, four hex digits, with the "Unicode Hex Input" input source
     selected (characters above U+FFFF as a UTF-16 surrogate pair). Windows gets the full code
     point in hex; many Windows applications only accept up to U+FFFF that way."""
