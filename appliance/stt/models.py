@@ -20,11 +20,14 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from appliance.errors import ModelError
 
@@ -270,6 +273,7 @@ def join_split_pack(pack: SplitPack, cache_dir: Path, locate: PackageLocator = p
                 shutil.copyfile(item, tmp / item.name)
         (tmp / _MARKER).write_text(json.dumps({"model": pack.model, "size": size,
                                                "sha256": pack.sha256, "parts": [str(p) for p in parts]}))
+        os.chmod(tmp, 0o755)
         try:
             os.rename(tmp, target)
         except OSError:
@@ -351,3 +355,128 @@ def _split_sources_quiet(pack: SplitPack, locate: PackageLocator) -> bool:
         return _split_sources(pack, locate) is not None
     except ModelError:
         return False
+
+
+# -- int8 copies ----------------------------------------------------------------------------------
+#
+# CTranslate2 converts float16 weights to int8 while loading, which briefly holds both copies:
+# loading tiny.en that way peaks ~80 MB above the settled size. A copy saved already in int8 loads
+# with no conversion. The copy is made with CTranslate2's own spec classes and quantizer
+# (``WhisperSpec`` + ``_quantize``), so the weights are what ``compute_type="int8"`` would give.
+
+_QUANT_MARKER = "voicekey-quantized.json"
+
+
+def _read_ct2_model(path: Path) -> tuple[str, int, list[tuple[str, np.ndarray]], list[tuple[str, str]]]:
+    """Parse a CTranslate2 ``model.bin`` (binary version 6): spec name, revision, variables, aliases."""
+    import struct
+
+    data = path.read_bytes()
+    pos = 0
+
+    def take(fmt: str) -> tuple:
+        nonlocal pos
+        size = struct.calcsize(fmt)
+        values = struct.unpack_from(fmt, data, pos)
+        pos += size
+        return values
+
+    def string() -> str:
+        nonlocal pos
+        (length,) = take("H")
+        text = data[pos:pos + length - 1].decode("utf-8")
+        pos += length
+        return text
+
+    (version,) = take("I")
+    if version != 6:
+        raise ModelError(f"{path}: CTranslate2 model binary version {version} is not supported",
+                         fix="use compute type int8 without a pre-quantized copy (--no-prequantize)")
+    spec_name = string()
+    (revision,) = take("I")
+    (count,) = take("I")
+    dtypes = ("float32", "int8", "int16", "int32", "float16")
+    variables: list[tuple[str, np.ndarray]] = []
+    for _ in range(count):
+        name = string()
+        (rank,) = take("B")
+        shape = take(f"{rank}I") if rank else ()
+        (type_id,) = take("B")
+        (nbytes,) = take("I")
+        if type_id >= len(dtypes):
+            raise ModelError(f"{path}: variable {name} has an unsupported type id {type_id}",
+                             fix="use the model as it is (no pre-quantized copy)")
+        array = np.frombuffer(data, dtype=dtypes[type_id], count=nbytes // np.dtype(dtypes[type_id]).itemsize,
+                              offset=pos).reshape(shape)
+        pos += nbytes
+        variables.append((name, array))
+    (n_alias,) = take("I")
+    aliases = [(string(), string()) for _ in range(n_alias)]
+    return spec_name, revision, variables, aliases
+
+
+def quantized_copy(model: ResolvedModel, cache_dir: Path, quantization: str = "int8") -> ResolvedModel:
+    """A copy of ``model`` with weights saved in ``quantization`` (made once, atomically, in ``cache_dir``).
+
+    Raises :class:`~appliance.errors.ModelError` if the model is not a Whisper model this
+    CTranslate2 version can re-save.
+    """
+    import ctranslate2
+    from ctranslate2.specs import model_spec, whisper_spec
+
+    source = Path(model.path) / "model.bin"
+    stat = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{quantization}:"
+                         f"{ctranslate2.__version__}".encode()).hexdigest()[:12]
+    target = Path(cache_dir) / f"{model.name}-{quantization}-{key}"
+    if (target / _QUANT_MARKER).is_file() and is_model_dir(target):
+        return ResolvedModel(model.name, target, f"{model.source}, {quantization} copy", model.english_only)
+    spec_name, revision, variables, aliases = _read_ct2_model(source)
+    names = dict(variables)
+
+    def layers(prefix: str) -> int:
+        pattern = re.compile(rf"^{prefix}/layer_(\d+)/")
+        return len({m.group(1) for n in names if (m := pattern.match(n))})
+
+    spec = whisper_spec.WhisperSpec(layers("encoder"), int(names["encoder/num_heads"]),
+                                    layers("decoder"), int(names["decoder/num_heads"]))
+    if spec_name != spec.name or revision != spec.revision:
+        raise ModelError(f"{source} is a {spec_name} revision {revision}, not {spec.name} revision {spec.revision}",
+                         fix="use the model as it is (no pre-quantized copy)")
+    def assign(name: str, value: object) -> None:
+        scope, attr = model_spec._parent_scope(name)
+        layer = model_spec.index_spec(spec, scope)
+        if not hasattr(layer, attr):
+            raise ModelError(f"{source}: variable {name} is unknown to CTranslate2 {ctranslate2.__version__}",
+                             fix="use the model as it is (no pre-quantized copy)")
+        setattr(layer, attr, value)
+
+    for name, array in variables:
+        assign(name, model_spec.NumpyVariable(array))
+    for alias, name in aliases:  # placeholder value so validate() sees the attribute set
+        assign(alias, model_spec.NumpyVariable(names[name]))
+    # converts the remaining plain flags to variables and checks that nothing is unset
+    model_spec.LayerSpec.validate(spec)
+    for alias, name in aliases:  # after validate(), which would turn the alias strings into bytes
+        assign(alias, name)
+    spec._quantize(quantization)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        spec._serialize(str(tmp / "model.bin"))
+        for item in sorted(Path(model.path).iterdir()):
+            if item.is_file() and item.name not in ("model.bin", _MARKER, _QUANT_MARKER):
+                shutil.copyfile(item, tmp / item.name)
+        (tmp / _QUANT_MARKER).write_text(json.dumps({"from": str(source), "quantization": quantization}))
+        os.chmod(tmp, 0o755)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / _QUANT_MARKER).is_file():
+                raise
+        else:
+            log.info("saved an %s copy of %s in %s", quantization, model.name, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return ResolvedModel(model.name, target, f"{model.source}, {quantization} copy", model.english_only)

@@ -1,0 +1,51 @@
+"""``voicekey bench``: the speech benchmark (accuracy, latency, memory) -> BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from appliance.bench.clips import REPO_ROOT
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``voicekey bench``."""
+    p = sub.add_parser("bench", help="speech benchmark: WER, latency, RSS per variant -> BENCHMARKS.md",
+                       description="Run every speech-to-text variant (stock faster-whisper transcribe(), "
+                                   "padded greedy, short window, int8/float32, tiny.en/base) on the same "
+                                   "clips, each in its own process, and write a Markdown table and a "
+                                   "latency-vs-WER plot into BENCHMARKS.md.")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="JSONL manifest of real speech (default: $VOICEKEY_SPEECH_DIR or "
+                        "../shared/speech next to the repository)/manifest.jsonl")
+    p.add_argument("--quick", action="store_true", help="a few clips and three variants (smoke test)")
+    p.add_argument("--variant", action="append", default=[], metavar="TEXT",
+                   help="only variants whose name contains TEXT (repeatable)")
+    p.add_argument("--no-piper", action="store_true", help="skip the Piper-generated speech")
+    p.add_argument("--output", type=Path, default=REPO_ROOT / "BENCHMARKS.md",
+                   help="Markdown file to update between the speech-bench markers "
+                        "(default: BENCHMARKS.md in the repository)")
+    p.add_argument("--no-write", action="store_true", help="print results only; do not touch files")
+    p.add_argument("--plot", type=Path, default=REPO_ROOT / "docs" / "speech-bench.png",
+                   help="where the latency-vs-WER PNG goes (default: docs/speech-bench.png)")
+    p.add_argument("--json", type=Path, default=None, help="also write the raw per-clip results here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; exit 0 when every variant ran."""
+    from appliance.bench.speech import FULL_VARIANTS, QUICK_VARIANTS, default_manifest, run_bench
+    from appliance.errors import ConfigError
+
+    variants = QUICK_VARIANTS if args.quick else FULL_VARIANTS
+    if args.variant:
+        variants = tuple(v for v in FULL_VARIANTS if any(t.lower() in v.name.lower() for t in args.variant))
+        if not variants:
+            raise ConfigError(f"no benchmark variant matches {args.variant}",
+                              fix="choose from: " + "; ".join(v.name for v in FULL_VARIANTS))
+    run_bench(args.manifest or default_manifest(), variants, args.quick,
+              None if args.no_write else args.output, None if args.no_write else args.plot,
+              json_out=args.json, piper=not args.no_piper, progress=lambda m: print(m, flush=True))
+    if not args.no_write:
+        print(f"wrote {args.output} and {args.plot}")
+    return 0
