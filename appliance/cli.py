@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "appliance.commands.run_cmd",
     "appliance.commands.type_cmd",
     "appliance.commands.gadget_cmd",
+    "appliance.commands.doctor_cmd",
     "appliance.commands.transcribe_cmd",
     "appliance.commands.models_cmd",
     "appliance.commands.bench_cmd",
