@@ -1,0 +1,168 @@
+"""VAD on real and Piper speech, and on things that are not speech; the hands-free endpointer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from appliance.audio.vad import (
+    Endpointer,
+    EndpointKind,
+    VadOptions,
+    VoiceActivityDetector,
+    periodicity,
+)
+from appliance.errors import ConfigError
+from tests.audio.signals import SR, breath, clicks, pink_noise, silence, tone, white_noise
+
+
+@pytest.fixture(scope="module")
+def vad() -> VoiceActivityDetector:
+    return VoiceActivityDetector()
+
+
+def test_every_real_speech_file_has_speech(vad, real_speech):
+    missed = [name for name, audio in real_speech if not vad.has_speech(audio)]
+    assert not missed
+
+
+def test_trim_cuts_added_silence_and_keeps_the_speech(vad, real_speech):
+    pad = silence(1.0)
+    for name, audio in real_speech[::6]:
+        padded = np.concatenate((pad, audio, pad))
+        start, end = vad.speech_span(padded)
+        trimmed = vad.trim(padded)
+        assert trimmed is not None and len(trimmed) == end - start
+        # the original recordings are cut tight: the span covers them, plus padding and hangover
+        slack = int(0.45 * SR)  # padding_ms (200) + webrtcvad's own hangover after speech
+        assert SR - slack <= start <= SR + int(0.6 * SR), name
+        assert SR + len(audio) - int(0.6 * SR) <= end <= SR + len(audio) + slack, name
+        assert len(trimmed) < len(padded) - SR, name
+
+
+def test_trim_keeps_padding_around_the_speech(real_speech):
+    name, audio = real_speech[0]
+    padded = np.concatenate((silence(1.0), audio, silence(1.0)))
+    short = VoiceActivityDetector(padding_ms=0).speech_span(padded)
+    long = VoiceActivityDetector(padding_ms=300).speech_span(padded)
+    assert short is not None and long is not None
+    assert long[0] == max(0, short[0] - int(0.3 * SR))
+    assert long[1] == min(len(padded), short[1] + int(0.3 * SR))
+
+
+def test_piper_speech_is_found_and_trimmed(vad, piper_speech):
+    padded = np.concatenate((silence(1.5), piper_speech, silence(1.5)))
+    trimmed = vad.trim(padded)
+    assert trimmed is not None
+    assert len(piper_speech) * 0.8 <= len(trimmed) <= len(piper_speech) + int(0.6 * SR)
+    assert np.sqrt(np.mean(trimmed ** 2)) > np.sqrt(np.mean(padded ** 2))  # the silent edges went
+
+
+def test_speech_over_low_room_noise_is_still_found(vad, piper_speech):
+    noisy = np.concatenate((silence(1.0), piper_speech, silence(1.0)))
+    noisy = noisy + white_noise(len(noisy) / SR, -45)
+    assert vad.trim(noisy) is not None
+
+
+@pytest.mark.parametrize("name, make", [
+    ("silence", lambda: silence(3.0)),
+    ("white noise -50 dBFS", lambda: white_noise(3.0, -50)),
+    ("white noise -35 dBFS", lambda: white_noise(3.0, -35)),
+    ("pink noise -50 dBFS", lambda: pink_noise(3.0, -50)),
+    ("pink noise -35 dBFS", lambda: pink_noise(3.0, -35)),
+    ("breath -40 dBFS", lambda: breath(3.0, -40)),
+    ("breath -30 dBFS", lambda: breath(3.0, -30)),
+    ("breath -20 dBFS", lambda: breath(3.0, -20)),
+    ("clicks", lambda: clicks(3.0)),
+    ("clicks in room noise", lambda: clicks(3.0) + pink_noise(3.0, -45)),
+])
+def test_non_speech_gives_none(vad, name, make):
+    audio = make()
+    assert vad.trim(audio) is None, name
+    assert not vad.has_speech(audio)
+
+
+def test_a_very_short_blip_of_speech_is_not_an_utterance(vad, piper_speech):
+    # the loudest 60 ms of real speech, in silence
+    energy = np.convolve(piper_speech ** 2, np.ones(960), mode="valid")
+    i = int(np.argmax(energy))
+    blip = np.concatenate((silence(1.0), piper_speech[i:i + 960], silence(1.0)))
+    assert vad.trim(blip) is None
+
+
+def test_min_speech_ms_is_the_threshold(piper_speech):
+    audio = np.concatenate((silence(0.5), piper_speech, silence(0.5)))
+    assert VoiceActivityDetector(min_speech_ms=120).has_speech(audio)
+    assert not VoiceActivityDetector(min_speech_ms=60_000).has_speech(audio)
+
+
+def test_periodicity_separates_a_vowel_like_tone_from_noise():
+    frames = np.stack([tone(150, 0.03) + 0.3 * tone(300, 0.03), white_noise(0.03, -20)])
+    voiced, noise = periodicity(frames)
+    assert voiced > 0.9 and noise < 0.4
+
+
+def test_bad_options_name_the_field():
+    with pytest.raises(ConfigError, match="aggressiveness"):
+        VoiceActivityDetector(aggressiveness=5)
+    with pytest.raises(ConfigError, match="frame_ms"):
+        VoiceActivityDetector(VadOptions(frame_ms=25))
+
+
+def test_accepts_int16_input(vad, piper_speech):
+    pcm = (piper_speech * 32767).astype(np.int16)
+    assert vad.has_speech(pcm)
+
+
+# -- endpointer -------------------------------------------------------------------------------------
+def frames_of(audio: np.ndarray, size: int = 480):
+    for i in range(0, len(audio) - size + 1, size):
+        yield audio[i:i + size]
+
+
+def run(endpointer: Endpointer, audio: np.ndarray):
+    return [ev for ev in (endpointer.feed(f) for f in frames_of(audio)) if ev is not None]
+
+
+def test_endpointer_finds_start_and_end_after_trailing_silence(piper_speech):
+    ep = Endpointer(end_silence_ms=800)
+    audio = np.concatenate((silence(1.0), piper_speech, silence(2.0)))
+    events = run(ep, audio)
+    assert [e.kind for e in events] == [EndpointKind.SPEECH_STARTED, EndpointKind.UTTERANCE_ENDED]
+    start, end = events
+    speech_end_frame = (SR + len(piper_speech)) // 480
+    assert 1.0 <= start.frame_index * 0.03 <= 1.0 + len(piper_speech) / SR
+    assert end.reason == "silence"
+    # ended 800 ms (+ the last voiced frame's position) after the speech, before the audio ran out
+    assert speech_end_frame - 10 <= end.frame_index - 800 // 30 <= speech_end_frame + 2
+    assert not ep.in_speech
+
+
+def test_endpointer_end_silence_is_configurable(piper_speech):
+    audio = np.concatenate((silence(0.5), piper_speech, silence(3.0)))
+    short = run(Endpointer(end_silence_ms=300), audio)[-1].frame_index
+    long = run(Endpointer(end_silence_ms=1500), audio)[-1].frame_index
+    assert long - short == (1500 - 300) // 30
+
+
+def test_endpointer_cuts_at_max_length(piper_speech):
+    ep = Endpointer(max_utterance_ms=1000)
+    events = run(ep, np.concatenate((silence(0.5), piper_speech, piper_speech)))
+    assert events[0].kind is EndpointKind.SPEECH_STARTED
+    assert events[1].kind is EndpointKind.UTTERANCE_ENDED and events[1].reason == "max_length"
+
+
+def test_endpointer_handles_two_utterances(piper_speech):
+    audio = np.concatenate((silence(0.5), piper_speech, silence(1.5), piper_speech, silence(1.5)))
+    kinds = [e.kind for e in run(Endpointer(), audio)]
+    assert kinds == [EndpointKind.SPEECH_STARTED, EndpointKind.UTTERANCE_ENDED] * 2
+
+
+def test_endpointer_ignores_noise_breath_and_clicks():
+    noise = np.concatenate((pink_noise(2.0, -40), breath(3.0, -25), clicks(2.0), white_noise(2.0, -35)))
+    assert run(Endpointer(), noise) == []
+
+
+def test_endpointer_rejects_wrong_frame_size():
+    with pytest.raises(ValueError, match="480"):
+        Endpointer().feed(np.zeros(320, dtype=np.float32))
