@@ -315,8 +315,9 @@ def record_levels(backend: Any, info: Any, seconds: float = 0.5,
         blocks.append(np.array(indata, dtype=np.float32, copy=True))
         have += frames
 
-    stream = backend.open_input(device=info.index, samplerate=int(info.default_samplerate), channels=1,
-                                blocksize=0, callback=callback, finished_callback=lambda: None)
+    rate = int(info.default_samplerate)
+    stream = backend.open_input(device=info.index, samplerate=rate, channels=1, blocksize=max(1, rate // 20),
+                                callback=callback, finished_callback=lambda: None)
     waited = 0.0
     try:
         stream.start()
@@ -556,10 +557,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the checks, print them, return 1 if any failed."""
+def run(args: argparse.Namespace, hw: DoctorHardware | None = None) -> int:
+    """Run the checks, print them, return 1 if any failed. ``hw`` replaces the real hardware (tests)."""
     loaded = load_config([args.config] if args.config else DEFAULT_PATHS)
-    hw = DoctorHardware(level_seconds=None if args.no_level else 0.5)
+    hw = hw or DoctorHardware()
+    if args.no_level:
+        hw.level_seconds = None
     checks = run_checks(loaded, DoctorPaths(configfs_root=args.configfs_root, sysfs_root=args.sysfs_root),
                         hw, explicit_config=args.config)
     failed = any(c.status is Status.FAIL for c in checks)
