@@ -140,19 +140,30 @@ class VoiceActivityDetector:
                                  **overrides})
         opts.validate()
         self.options = opts
-        import webrtcvad  # imported here so that a missing wheel fails with a clear trace at use
-
-        self._vad = webrtcvad.Vad(opts.aggressiveness)
         self._min_level = 32767.0 * 10.0 ** (opts.min_level_dbfs / 20.0)
 
     # -- per-frame ------------------------------------------------------------------------------
-    def classify(self, samples: np.ndarray) -> FrameFlags:
-        """Classify every whole frame of ``samples`` (a trailing partial frame is ignored)."""
+    def new_webrtc_vad(self) -> Any:
+        """A fresh webrtcvad instance with our aggressiveness.
+
+        webrtcvad adapts its noise estimate as it runs, so results depend on what it heard before:
+        whole buffers each get a fresh one (same input, same answer); a live stream keeps one.
+        """
+        import webrtcvad
+
+        return webrtcvad.Vad(self.options.aggressiveness)
+
+    def classify(self, samples: np.ndarray, webrtc_vad: Any = None) -> FrameFlags:
+        """Classify every whole frame of ``samples`` (a trailing partial frame is ignored).
+
+        ``webrtc_vad``: a stateful instance to continue with (live streams); default: a fresh one.
+        """
+        vad = webrtc_vad if webrtc_vad is not None else self.new_webrtc_vad()
         pcm = _to_pcm16(samples)
         size = self.options.frame_samples
         count = len(pcm) // size
         frames = pcm[: count * size].reshape(count, size)
-        speech = np.fromiter((self._vad.is_speech(fr.tobytes(), SAMPLE_RATE) for fr in frames),
+        speech = np.fromiter((vad.is_speech(fr.tobytes(), SAMPLE_RATE) for fr in frames),
                              dtype=bool, count=count)
         if count == 0:
             return FrameFlags(speech, speech.copy())
@@ -277,6 +288,7 @@ class Endpointer:
 
     def reset(self) -> None:
         """Forget everything; wait for speech again."""
+        self._webrtc = self.detector.new_webrtc_vad()
         self._window.clear()
         self._in_speech = False
         self._silence = 0
@@ -293,7 +305,7 @@ class Endpointer:
         if len(frame) != self.frame_samples:
             raise ValueError(f"endpointer frames must be {self.frame_samples} samples, got {len(frame)}")
         self._index += 1
-        flags = self.detector.classify(frame)
+        flags = self.detector.classify(frame, self._webrtc)
         voiced = bool(flags.voiced[0])
         if not self._in_speech:
             self._window.append(voiced)
