@@ -52,13 +52,15 @@ def _load_voice(model: Path, config: Path) -> Any:
 
 
 def synthesize(text: str, *, sample_rate: int = SAMPLE_RATE, length_scale: float | None = None,
-               volume: float = 0.5, sentence_silence_s: float = 0.25, leading_silence_s: float = 0.0,
+               volume: float = 0.5, deterministic: bool = False, sentence_silence_s: float = 0.25, leading_silence_s: float = 0.0,
                trailing_silence_s: float = 0.0, model_path: str | Path | None = None,
                config_path: str | Path | None = None) -> np.ndarray:
     """Speak ``text`` with Piper; return float32 mono samples at ``sample_rate`` (16 kHz by default).
 
     :param length_scale: >1 speaks slower, <1 faster (voice default when None).
     :param volume: peak level in 0..1 (Piper normalises each sentence to full scale first).
+    :param deterministic: no generator noise, so the same text always gives the same samples (tests);
+        by default Piper varies timing and timbre slightly on every call, as a speaker would.
     :param sentence_silence_s: pause inserted between sentences.
     :param leading_silence_s: silence before the speech (e.g. to exercise VAD trimming).
     :param trailing_silence_s: silence after the speech.
@@ -77,6 +79,9 @@ def synthesize(text: str, *, sample_rate: int = SAMPLE_RATE, length_scale: float
 
     voice = _load_voice(model, config)
     syn = SynthesisConfig(length_scale=length_scale, volume=volume)
+    if deterministic:
+        syn.noise_scale = 0.0
+        syn.noise_w_scale = 0.0
     rate = int(voice.config.sample_rate)
     pause = np.zeros(int(sentence_silence_s * rate), dtype=np.float32)
     parts: list[np.ndarray] = []

@@ -23,4 +23,4 @@ def piper_speech() -> np.ndarray:
     pytest.importorskip("piper")
     from appliance.audio.piper_source import synthesize
 
-    return synthesize("Please type this sentence into the document.")
+    return synthesize("Please type this sentence into the document.", deterministic=True)
