@@ -601,72 +601,89 @@ def _unknown_key_hint(section: str | None, key: str) -> str:
     return f"{section} has {', '.join(keys)}"
 
 
+class _Layers:
+    """Accumulates validated values, file by file (later files override earlier ones key by key)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+        self.sources: dict[str, str] = {}
+        self.issues: list[ConfigIssue] = []
+        self.files: list[Path] = []
+
+    def add_file(self, path: Path) -> None:
+        read = _read(path, self.issues)
+        if read is None:
+            return
+        data, marks = read
+        self.files.append(path)
+        file = str(path)
+        if data is None:
+            return
+        if not isinstance(data, dict):
+            self.issues.append(ConfigIssue(file, "", "must be a mapping of sections (button:, led:, audio:, "
+                                           f"...), not {_fmt_value(data)}", "file ignored", line=1, column=1))
+            return
+        for section, body in data.items():
+            self._add_section(file, marks, section, body)
+
+    def _add_section(self, file: str, marks: _Marks, section: Any, body: Any) -> None:
+        line, col = marks.get((str(section),), (None, None))
+        if section not in SECTIONS:
+            self.issues.append(ConfigIssue(file, str(section), "unknown section: " +
+                                           _unknown_key_hint(None, str(section)), "ignored",
+                                           value=body, line=line, column=col))
+            return
+        if body is None:
+            return
+        if not isinstance(body, dict):
+            self.issues.append(ConfigIssue(file, section, f"must be a mapping of {section} settings such as "
+                                           f"{section_keys(section)[0]}: ...", "ignored", value=body,
+                                           line=line, column=col))
+            return
+        for key, value in body.items():
+            self._add_key(file, marks, section, key, value)
+
+    def _add_key(self, file: str, marks: _Marks, section: str, key: Any, value: Any) -> None:
+        dotted = f"{section}.{key}"
+        line, col = marks.get((section, str(key)), (None, None))
+        if key not in section_keys(section):
+            self.issues.append(ConfigIssue(file, dotted, "unknown key: " + _unknown_key_hint(section, str(key)),
+                                           "ignored", value=value, line=line, column=col))
+            return
+
+        def note(suffix: str, item: Any, problem: str) -> None:
+            item_line, item_col = marks.get((section, key, suffix), (line, col))
+            self.issues.append(ConfigIssue(file, dotted + suffix, problem, "ignored", value=item,
+                                           line=item_line, column=item_col))
+
+        try:
+            converted = _rule(section, key)(value, note)
+        except _Bad as exc:
+            if key in self.values[section]:
+                kept = f"using {_fmt_value(self.values[section][key])} from {self.sources[dotted]}"
+            else:
+                kept = f"using default {_fmt_value(_default(section, key))}"
+            self.issues.append(ConfigIssue(file, dotted, str(exc), kept, value=value, line=line, column=col))
+            return
+        self.values[section][key] = converted
+        self.sources[dotted] = file
+
+
 def load_config(paths: Sequence[Path | str] = DEFAULT_PATHS) -> LoadedConfig:
     """Read the layered configuration. Never raises for bad content: see :class:`ConfigIssue`.
 
     ``paths`` are applied in order on top of the built-in defaults; missing files are skipped.
-    For ``voicekey --config PATH`` pass ``[PATH]``.
+    For ``voicekey --config PATH`` pass ``[PATH]``. Issues are returned, not logged above DEBUG:
+    the caller decides how to show them (``voicekey run`` logs them, ``voicekey doctor`` lists them).
     """
-    values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
-    sources: dict[str, str] = {}
-    issues: list[ConfigIssue] = []
-    files: list[Path] = []
-    for raw_path in paths:
-        path = Path(raw_path)
-        read = _read(path, issues)
-        if read is None:
-            continue
-        data, marks = read
-        file = str(path)
-        files.append(path)
-        if data is None:
-            continue
-        if not isinstance(data, dict):
-            issues.append(ConfigIssue(file, "", "must be a mapping of sections (button:, led:, audio:, ...), "
-                                      f"not {_fmt_value(data)}", "file ignored", line=1, column=1))
-            continue
-        for section, body in data.items():
-            line, col = marks.get((str(section),), (None, None))
-            if section not in SECTIONS:
-                issues.append(ConfigIssue(file, str(section), "unknown section: " +
-                                          _unknown_key_hint(None, str(section)), "ignored",
-                                          value=body, line=line, column=col))
-                continue
-            if body is None:
-                continue
-            if not isinstance(body, dict):
-                issues.append(ConfigIssue(file, section, f"must be a mapping of {section} settings such as "
-                                          f"{section_keys(section)[0]}: ...", "ignored", value=body,
-                                          line=line, column=col))
-                continue
-            for key, value in body.items():
-                path_text = f"{section}.{key}"
-                line, col = marks.get((section, str(key)), (None, None))
-                if key not in section_keys(section):
-                    issues.append(ConfigIssue(file, path_text, "unknown key: " +
-                                              _unknown_key_hint(section, str(key)), "ignored",
-                                              value=value, line=line, column=col))
-                    continue
-                previous = (f"using {_fmt_value(values[section][key])} from {sources[path_text]}"
-                            if key in values[section] else f"using default {_fmt_value(_default(section, key))}")
-
-                def note(suffix: str, item: Any, problem: str, _p: str = path_text,
-                         _at: tuple[Any, Any] = (line, col)) -> None:
-                    item_line, item_col = marks.get(tuple(_p.split(".")) + (suffix,), _at)
-                    issues.append(ConfigIssue(file, _p + suffix, problem, "ignored", value=item,
-                                              line=item_line, column=item_col))
-                try:
-                    values[section][key] = _rule(section, key)(value, note)
-                except _Bad as exc:
-                    issues.append(ConfigIssue(file, path_text, str(exc), previous, value=value,
-                                              line=line, column=col))
-                    continue
-                sources[path_text] = file
-    config = _build(values)
-    config = _cross_check(config, sources, issues)
-    for issue in issues:
-        log.debug("config issue: %s", issue)  # callers decide how to show them (doctor, run)
-    return LoadedConfig(config=config, issues=issues, files=files, sources=MappingProxyType(sources))
+    layers = _Layers()
+    for path in paths:
+        layers.add_file(Path(path))
+    config = _cross_check(_build(layers.values), layers.sources, layers.issues)
+    for issue in layers.issues:
+        log.debug("config issue: %s", issue)
+    return LoadedConfig(config=config, issues=layers.issues, files=layers.files,
+                        sources=MappingProxyType(layers.sources))
 
 
 def _build(values: Mapping[str, Mapping[str, Any]]) -> Config:

@@ -31,7 +31,7 @@ from appliance.config import DEFAULT_PATHS, Config, LoadedConfig, load_config
 log = logging.getLogger(__name__)
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Outcome of one check."""
 
     OK = "OK"
@@ -239,8 +239,11 @@ def audio_levels(samples: np.ndarray) -> tuple[float, float]:
         return -math.inf, -math.inf
     peak = float(np.max(np.abs(data)))
     rms = float(np.sqrt(np.mean(data * data)))
-    to_db = (lambda x: 20.0 * math.log10(x) if x > 0 else -math.inf)
-    return to_db(peak), to_db(rms)
+    return _dbfs(peak), _dbfs(rms)
+
+
+def _dbfs(x: float) -> float:
+    return 20.0 * math.log10(x) if x > 0 else -math.inf
 
 
 #: Below this peak the input is considered silent (muted, unplugged or zero gain).

@@ -399,7 +399,7 @@ def test_every_field_has_a_docstring():
     for cls_name, names in wanted.items():
         body = classes[cls_name].body
         documented = set()
-        for stmt, following in zip(body, body[1:]):
+        for stmt, following in zip(body[:-1], body[1:], strict=True):
             if (isinstance(stmt, ast.AnnAssign) and isinstance(following, ast.Expr)
                     and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str)
                     and following.value.value.strip()):
