@@ -419,6 +419,11 @@ def check_gpio(model_path: Path = Path("/proc/device-tree/model"), dev_root: Pat
 
 
 def _probe_pin_factory() -> str:
+    import tempfile
+
+    # lgpio makes notification pipes in $LG_WD or the working directory, which may not be writable
+    # (gpiozero issue #1106); the service sets LG_WD itself.
+    os.environ.setdefault("LG_WD", tempfile.gettempdir())
     from gpiozero import Device
 
     Device.ensure_pin_factory()

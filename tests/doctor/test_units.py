@@ -89,6 +89,9 @@ def test_daemon_unit_hardening():
     assert "XDG_CACHE_HOME=/var/cache" in u["Service"]["Environment"]
     assert one(u, "Service", "CacheDirectory") == "voicekey"
     assert one(u, "Service", "CapabilityBoundingSet") == ""
+    # lgpio needs a writable directory for its pipes: the runtime directory, named by LG_WD
+    assert one(u, "Service", "RuntimeDirectory") == "voicekey"
+    assert "LG_WD=/run/voicekey" in u["Service"]["Environment"]
 
 
 def _installed_copies(tmp_path: Path) -> list[Path]:
