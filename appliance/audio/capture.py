@@ -277,6 +277,17 @@ class SoundDeviceSource(BufferedSource):
             self.reopened += 1
             log.info("audio input recovered")
 
+    def check(self) -> None:
+        """Open the device, or re-open it after it died/stalled; AudioError while it is missing.
+
+        Meant to be called periodically while idle (each failed try re-scans the devices).
+        """
+        with self._lock:
+            if not self._is_open:
+                self.open()  # after a failed open, _needs_rescan makes this re-scan first
+            elif self.failed:
+                self.recover()
+
     def close_stream_only(self) -> None:
         """Close the device but keep frame subscribers (used by :meth:`recover`)."""
         with self._lock:

@@ -8,8 +8,9 @@ longer than ``max_utterance_s`` is cut there: recording stops, what was said is 
 :attr:`AudioSource.max_length_reached` becomes true.
 
 Live frames for hands-free endpointing come from :meth:`AudioSource.frames`, a subscription that can
-be read blocking (``get``), iterated, or iterated with ``async for`` inside an asyncio loop. Frames
-are delivered whenever the source is open, recording or not.
+be read blocking (``get``), iterated, or iterated with ``async for`` inside an asyncio loop, or from
+a callback registered with :meth:`AudioSource.set_frame_sink`. Frames are delivered whenever the
+source is open, recording or not.
 
 Concrete sources: :class:`appliance.audio.capture.SoundDeviceSource` (microphone),
 :class:`appliance.audio.files.FileSource` (WAV/FLAC file) and :class:`ArraySource` (a fake for tests).
@@ -24,7 +25,7 @@ import queue
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterator, Protocol, runtime_checkable
+from typing import AsyncIterator, Callable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -214,6 +215,7 @@ class _Recorder:
         self._exhausted = False
         self._stream_ended = False
         self._subs: list[FrameSubscription] = []
+        self._sink: Callable[[np.ndarray], None] | None = None
         self.max_length_reached = False
 
     # audio thread ------------------------------------------------------------------------------
@@ -230,9 +232,16 @@ class _Recorder:
             for frame in frames:
                 self._add_frame(frame)
             subs = list(self._subs)
+            sink = self._sink
         for sub in subs:
             for frame in frames:
                 sub._put(frame)
+        if sink is not None:
+            for frame in frames:
+                try:
+                    sink(frame)
+                except Exception:  # a broken reader must not stop the audio thread
+                    log.exception("frame sink failed")
 
     def _add_frame(self, frame: np.ndarray) -> None:
         if self.options.pre_roll_frames:
@@ -306,6 +315,16 @@ class _Recorder:
             if len(self._frames) >= self.options.max_frames:
                 self._done()
 
+    def cancel(self) -> None:
+        with self._cond:
+            self._frames = []
+            self._state = _State.IDLE
+            self._cond.notify_all()
+
+    def set_sink(self, sink: Callable[[np.ndarray], None] | None) -> None:
+        with self._cond:
+            self._sink = sink
+
     def request_stop(self) -> None:
         with self._cond:
             if self._state is _State.RECORDING:
@@ -367,11 +386,20 @@ class AudioSource(Protocol):
     def stop(self) -> np.ndarray:
         """End the utterance: record the post-roll, then return its samples (may be empty)."""
 
+    def cancel(self) -> None:
+        """Drop the current utterance without waiting for the post-roll."""
+
+    def check(self) -> None:
+        """Open the source, or re-open it after a failure; AudioError while the device is missing."""
+
     def close(self) -> None:
         """Stop listening and release the device. Frame subscriptions end."""
 
     def frames(self) -> FrameSubscription:
         """Subscribe to live 30 ms frames (for hands-free endpointing)."""
+
+    def set_frame_sink(self, sink: Callable[[np.ndarray], None] | None) -> None:
+        """Call ``sink(frame)`` on the audio thread for every live 30 ms frame; None removes it."""
 
     @property
     def recording(self) -> bool:
@@ -457,6 +485,22 @@ class BufferedSource:
         """End the utterance: record the post-roll, return float32 mono 16 kHz samples."""
         self.request_stop()
         return self.collect()
+
+    def cancel(self) -> None:
+        """Drop the current utterance without waiting for the post-roll."""
+        self._recorder.cancel()
+
+    def check(self) -> None:
+        """Make sure the source is open (sources that can fail override this to re-open)."""
+        self.open()
+
+    def set_frame_sink(self, sink: Callable[[np.ndarray], None] | None) -> None:
+        """Call ``sink(frame)`` on the audio thread for each live 30 ms frame (None removes it).
+
+        The sink must be quick (it runs in the audio callback); exceptions are logged and ignored.
+        For a queue-based reader use :meth:`frames` instead.
+        """
+        self._recorder.set_sink(sink)
 
     def close(self) -> None:
         """Stop listening; subscriptions end. The source can be opened again."""

@@ -279,3 +279,54 @@ def test_missing_sounddevice_gives_an_audio_error(monkeypatch):
     with pytest.raises(AudioError) as err:
         src.open()
     assert "sounddevice" in str(err.value)
+
+
+def test_check_reports_a_missing_device_until_it_is_back():
+    src, backend = make()
+    src.open()
+    src.check()  # healthy: nothing happens
+    assert len(backend.streams) == 1
+    backend.unplug("USB")
+    for _ in range(2):  # the controller polls while idle
+        with pytest.raises(AudioError):
+            src.check()
+    backend.plug("USB")
+    src.check()
+    assert backend.stream.active and len(backend.streams) == 2
+    src.start()
+    backend.stream.feed(tone(440, 0.4, rate=NATIVE, channels=2))
+    src.request_stop()
+    backend.stream.feed(tone(440, 0.5, rate=NATIVE, channels=2))
+    assert len(src.collect()) > 0
+
+
+def test_cancel_drops_the_utterance_without_waiting():
+    src, backend = make(pre=0, post=300, stop_timeout_s=30.0)
+    src.start()
+    backend.stream.feed(tone(440, 0.5, rate=NATIVE, channels=2))
+    src.cancel()
+    assert not src.recording
+    assert src.stop().size == 0  # nothing open any more: returns at once
+    src.start()
+    backend.stream.feed(tone(880, 0.3, rate=NATIVE, channels=2))
+    src.request_stop()
+    backend.stream.feed(tone(880, 0.5, rate=NATIVE, channels=2))
+    audio = src.collect()
+    assert abs(dominant_freq(audio[500:]) - 880) < 5
+
+
+def test_frame_sink_gets_live_frames_on_the_audio_thread_and_survives_errors():
+    src, backend = make()
+    src.open()
+    got: list[np.ndarray] = []
+
+    def sink(frame: np.ndarray) -> None:
+        got.append(frame)
+        if len(got) == 2:
+            raise RuntimeError("reader bug")
+
+    src.set_frame_sink(sink)
+    backend.stream.feed(tone(440, 0.3, rate=NATIVE, channels=2))
+    src.set_frame_sink(None)
+    backend.stream.feed(tone(440, 0.3, rate=NATIVE, channels=2))
+    assert len(got) in (9, 10) and all(f.shape == (FRAME_SAMPLES,) for f in got)
