@@ -295,7 +295,7 @@ class VadConfig:
     """webrtcvad mode 0-3: higher rejects more noise (and more quiet speech)."""
     endpoint_silence_ms: int = _setting(800, _int(100, 10000, "a number of milliseconds"))
     """Hands-free mode: this much silence after speech ends the utterance."""
-    min_speech_ms: int = _setting(200, _int(0, 5000, "a number of milliseconds"))
+    min_speech_ms: int = _setting(120, _int(0, 5000, "a number of milliseconds"))
     """Recordings with less voiced speech than this are dropped (no text typed)."""
 
 

@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_type)
 
     r = sub.add_parser("release", help="release all keys on the host (systemd ExecStopPost)")
-    r.add_argument("--device", default="/dev/hidg0")
+    r.add_argument("--device", help="HID device (default: transport.device from the config, /dev/hidg0)")
+    r.add_argument("--config", help="config file to read transport.device from")
     r.set_defaults(func=run_release)
 
 
@@ -74,5 +75,10 @@ def run_type(args: argparse.Namespace) -> int:
 def run_release(args: argparse.Namespace) -> int:
     from appliance.transport.usb import release_all_now
 
-    release_all_now(args.device)
+    device = args.device
+    if device is None:
+        from appliance.config import DEFAULT_PATHS, load_config
+
+        device = load_config([args.config] if args.config else DEFAULT_PATHS).config.transport.device
+    release_all_now(device)
     return 0
