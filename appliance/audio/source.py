@@ -502,6 +502,10 @@ class BufferedSource:
         """
         self._recorder.set_sink(sink)
 
+    def live_frames(self, sink: Callable[[np.ndarray], None] | None) -> None:
+        """Same as :meth:`set_frame_sink` (the name ``controller.Stages.live_frames`` uses)."""
+        self.set_frame_sink(sink)
+
     def close(self) -> None:
         """Stop listening; subscriptions end. The source can be opened again."""
         with self._lock:

@@ -41,6 +41,8 @@ Rules
   "New line." or "Comma," still count. Whisper's punctuation on a command word is dropped. A
   punctuation command replaces any punctuation Whisper put at the end of the word before it
   ("Hello. comma" -> "Hello,"), also across the dictation boundary.
+* A command word is always a command ("the Victorian period" types "the Victorian."); say
+  "literal period" for the word.
 * "scratch that" deletes what the current dictation typed before it; said first in a dictation it
   deletes the whole previous dictation (repeat it to go further back, up to ``history_limit``).
 * "literal <word>" types the next word as a word ("literal comma" -> "comma") when

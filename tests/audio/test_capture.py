@@ -327,6 +327,6 @@ def test_frame_sink_gets_live_frames_on_the_audio_thread_and_survives_errors():
 
     src.set_frame_sink(sink)
     backend.stream.feed(tone(440, 0.3, rate=NATIVE, channels=2))
-    src.set_frame_sink(None)
+    src.live_frames(None)  # the alias the controller uses
     backend.stream.feed(tone(440, 0.3, rate=NATIVE, channels=2))
     assert len(got) in (9, 10) and all(f.shape == (FRAME_SAMPLES,) for f in got)
