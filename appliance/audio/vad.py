@@ -7,11 +7,14 @@ frame only counts as *voiced* when three things agree:
 
 1. webrtcvad says speech;
 2. the frame is loud enough (``min_level_dbfs``);
-3. the frame is periodic: the normalised autocorrelation peaks above ``min_periodicity`` somewhere in
+3. the frame is periodic: the normalised autocorrelation has a peak above ``min_periodicity`` in
    the pitch range 80-500 Hz. Vowels are periodic; noise, breath and clicks are not (on the shared
-   speech set 50-80 % of frames pass at 0.6, on pink/white noise, breath and clicks 0-1 %).
+   speech set 50-80 % of frames pass at 0.6, on pink/white noise, breath and clicks 0-1 %);
+4. at least ``min_band_ratio`` of the frame's energy is in 300-4000 Hz, where vowel formants are;
+   low rumble (fans, traffic) can look periodic but has nothing there.
 
-An utterance is kept when it has at least ``min_speech_ms`` of voiced frames. The kept span runs from
+An utterance is kept when it has at least ``min_speech_ms`` of voiced frames that come in runs of
+two or more (vowels last 60 ms and longer; a noise frame that passes all checks is usually alone). The kept span runs from
 the first to the last webrtcvad-speech frame of the regions that contain voiced frames (so unvoiced
 consonants at the edges such as "s" or "f" are not cut), plus ``padding_ms`` either side.
 
@@ -64,6 +67,9 @@ class VadOptions:
     min_periodicity: float = 0.6
     """Normalised autocorrelation peak (0-1) in the 80-500 Hz pitch range a voiced frame must reach."""
 
+    min_band_ratio: float = 0.1
+    """Share of a voiced frame's energy that must lie in 300-4000 Hz (vowel formants); rejects rumble."""
+
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the bad field when a value is out of range."""
         if self.aggressiveness not in (0, 1, 2, 3):
@@ -74,6 +80,8 @@ class VadOptions:
         for name in ("padding_ms", "min_speech_ms", "merge_gap_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"vad {name} {getattr(self, name)!r} is negative", fix="use 0 or more")
+        if not 0.0 <= self.min_band_ratio <= 1.0:
+            raise ConfigError(f"vad min_band_ratio {self.min_band_ratio!r} is invalid", fix="use a value between 0 and 1")
         if not 0.0 <= self.min_periodicity <= 1.0:
             raise ConfigError(f"vad min_periodicity {self.min_periodicity!r} is invalid",
                               fix="use a value between 0 and 1 (0.6 is the tested default)")
@@ -105,7 +113,12 @@ def _to_pcm16(samples: np.ndarray) -> np.ndarray:
 
 
 def periodicity(frames: np.ndarray) -> np.ndarray:
-    """Peak normalised autocorrelation of each row of ``frames`` over lags of 80-500 Hz (0..1)."""
+    """Peak normalised autocorrelation of each row of ``frames`` at a pitch of 80-500 Hz (0..1).
+
+    Only true peaks count (a lag whose correlation is at least that of both neighbours, strictly
+    inside the range): a low hum or rumble correlates highly at the shortest lags simply because it
+    changes slowly, which is not a pitch.
+    """
     f = np.asarray(frames, dtype=np.float64)
     if f.ndim != 2 or f.shape[0] == 0:
         return np.zeros(f.shape[0] if f.ndim == 2 else 0)
@@ -119,11 +132,35 @@ def periodicity(frames: np.ndarray) -> np.ndarray:
     ac = np.fft.irfft(spec * np.conj(spec), n=nfft, axis=1)[:, :n]
     csum = np.cumsum(f * f, axis=1)
     total = csum[:, -1:]
-    lags = np.arange(_MIN_LAG, hi + 1)
+    lags = np.arange(_MIN_LAG - 1, hi + 2)  # one extra lag each side to judge the peaks
     head = csum[:, n - 1 - lags]  # energy of x[0 : n-lag]
     tail = total - csum[:, lags - 1]  # energy of x[lag : n]
     r = ac[:, lags] / np.sqrt(head * tail + 1e-20)
-    return np.clip(r.max(axis=1), 0.0, 1.0)
+    inner = r[:, 1:-1]
+    peaks = (inner >= r[:, :-2]) & (inner >= r[:, 2:])
+    best = np.where(peaks, inner, 0.0).max(axis=1)
+    return np.clip(best, 0.0, 1.0)
+
+
+def _in_runs(voiced: np.ndarray) -> np.ndarray:
+    """Voiced frames that have a voiced neighbour."""
+    out = np.zeros_like(voiced)
+    if len(voiced) > 1:
+        pair = voiced[1:] & voiced[:-1]
+        out[1:] |= pair
+        out[:-1] |= pair
+    return out
+
+
+def band_ratio(frames: np.ndarray, lo: float = 300.0, hi: float = 4000.0) -> np.ndarray:
+    """Share of each row's (Hann-windowed) energy between ``lo`` and ``hi`` Hz."""
+    f = np.asarray(frames, dtype=np.float64)
+    if f.ndim != 2 or f.shape[0] == 0:
+        return np.zeros(f.shape[0] if f.ndim == 2 else 0)
+    power = np.abs(np.fft.rfft(f * np.hanning(f.shape[1]), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(f.shape[1], 1 / SAMPLE_RATE)
+    band = power[:, (freqs >= lo) & (freqs <= hi)].sum(axis=1)
+    return band / (power.sum(axis=1) + 1e-20)
 
 
 class VoiceActivityDetector:
@@ -172,7 +209,9 @@ class VoiceActivityDetector:
         candidates = speech & loud
         voiced = np.zeros(count, dtype=bool)
         if candidates.any():
-            voiced[candidates] = periodicity(frames[candidates]) >= self.options.min_periodicity
+            chosen = frames[candidates]
+            voiced[candidates] = ((periodicity(chosen) >= self.options.min_periodicity)
+                                  & (band_ratio(chosen) >= self.options.min_band_ratio))
         return FrameFlags(speech, voiced)
 
     def is_voiced_frame(self, frame: np.ndarray) -> bool:
@@ -188,11 +227,12 @@ class VoiceActivityDetector:
         opts = self.options
         flags = self.classify(samples)
         min_voiced = max(1, -(-opts.min_speech_ms // opts.frame_ms))
-        if int(flags.voiced.sum()) < min_voiced:
+        voiced = _in_runs(flags.voiced)
+        if int(voiced.sum()) < min_voiced:
             return None
         regions = self._regions(flags.speech)
-        kept = [(a, b) for a, b in regions if flags.voiced[a:b].any()]
-        total_voiced = sum(int(flags.voiced[a:b].sum()) for a, b in kept)
+        kept = [(a, b) for a, b in regions if voiced[a:b].any()]
+        total_voiced = sum(int(voiced[a:b].sum()) for a, b in kept)
         if not kept or total_voiced < min_voiced:
             return None
         size = opts.frame_samples
@@ -289,6 +329,7 @@ class Endpointer:
     def reset(self) -> None:
         """Forget everything; wait for speech again."""
         self._webrtc = self.detector.new_webrtc_vad()
+        self._prev_voiced = False
         self._window.clear()
         self._in_speech = False
         self._silence = 0
@@ -307,8 +348,10 @@ class Endpointer:
         self._index += 1
         flags = self.detector.classify(frame, self._webrtc)
         voiced = bool(flags.voiced[0])
+        in_run = voiced and self._prev_voiced  # see _in_runs: lone voiced frames are usually noise
+        self._prev_voiced = voiced
         if not self._in_speech:
-            self._window.append(voiced)
+            self._window.append(in_run)
             if sum(self._window) >= self._start_frames:
                 self._in_speech = True
                 self._silence = 0

@@ -86,3 +86,16 @@ def clicks(seconds: float, every_s: float = 0.25, amp: float = 0.8, seed: int = 
 
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * SR), dtype=np.float32)
+
+
+def hum(seconds: float, level_dbfs: float, mains: float = 50.0) -> np.ndarray:
+    """Mains hum: the mains frequency and three harmonics, scaled to an RMS level."""
+    t = np.arange(int(seconds * SR)) / SR
+    x = sum(np.sin(2 * np.pi * mains * k * t) / k for k in range(1, 5))
+    return (x / np.std(x) * db(level_dbfs)).astype(np.float32)
+
+
+def rumble(seconds: float, level_dbfs: float, seed: int = 5) -> np.ndarray:
+    """Fan/traffic rumble: noise with everything above 300 Hz removed."""
+    rng = np.random.default_rng(seed)
+    return (band_noise(int(seconds * SR), 0, 300, rng) * db(level_dbfs)).astype(np.float32)

@@ -13,7 +13,7 @@ from appliance.audio.vad import (
     periodicity,
 )
 from appliance.errors import ConfigError
-from tests.audio.signals import SR, breath, clicks, pink_noise, silence, tone, white_noise
+from tests.audio.signals import SR, breath, clicks, hum, pink_noise, rumble, silence, tone, white_noise
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +66,12 @@ def test_piper_speech_is_found_and_trimmed(vad, piper_speech):
     assert np.sqrt(np.mean(trimmed ** 2)) > np.sqrt(np.mean(padded ** 2))  # the silent edges went
 
 
-def test_speech_over_low_room_noise_is_still_found(vad, piper_speech):
-    noisy = np.concatenate((silence(1.0), piper_speech, silence(1.0)))
-    noisy = noisy + white_noise(len(noisy) / SR, -45)
+@pytest.mark.parametrize("noise", [
+    lambda s: white_noise(s, -45), lambda s: pink_noise(s, -40), lambda s: hum(s, -35), lambda s: rumble(s, -35),
+])
+def test_speech_over_room_noise_is_still_found(vad, piper_speech, noise):
+    clean = np.concatenate((silence(1.0), piper_speech, silence(1.0)))
+    noisy = clean + noise(len(clean) / SR)[: len(clean)]
     assert vad.trim(noisy) is not None
 
 
@@ -83,6 +86,10 @@ def test_speech_over_low_room_noise_is_still_found(vad, piper_speech):
     ("breath -20 dBFS", lambda: breath(3.0, -20)),
     ("clicks", lambda: clicks(3.0)),
     ("clicks in room noise", lambda: clicks(3.0) + pink_noise(3.0, -45)),
+    ("mains hum 50 Hz -25 dBFS", lambda: hum(3.0, -25)),
+    ("mains hum 60 Hz -25 dBFS", lambda: hum(3.0, -25, mains=60.0)),
+    ("fan rumble -30 dBFS", lambda: rumble(5.0, -30)),
+    ("fan rumble -20 dBFS", lambda: rumble(5.0, -20, seed=6)),
 ])
 def test_non_speech_gives_none(vad, name, make):
     audio = make()
@@ -173,7 +180,8 @@ def test_endpointer_handles_two_utterances(piper_speech):
 
 
 def test_endpointer_ignores_noise_breath_and_clicks():
-    noise = np.concatenate((pink_noise(2.0, -40), breath(3.0, -25), clicks(2.0), white_noise(2.0, -35)))
+    noise = np.concatenate((pink_noise(2.0, -40), breath(3.0, -25), clicks(2.0), white_noise(2.0, -35),
+                            hum(2.0, -25), rumble(3.0, -25)))
     assert run(Endpointer(), noise) == []
 
 
