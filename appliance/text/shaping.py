@@ -48,7 +48,8 @@ Rules
 * "literal <word>" types the next word as a word ("literal comma" -> "comma") when
   ``literal_word`` is set.
 * Replacements (from config) run on each run of ordinary words, before casing and vocabulary; then
-  vocabulary words get their configured spelling (whole word, case-insensitive).
+  vocabulary words get their configured spelling (whole word, case-insensitive). An empty
+  replacement deletes the word together with a comma after it ("So, um, I think" -> "So, I think").
 * Typographic characters (’ “ — …) pass through unchanged; the keystroke encoder decides how to
   type them.
 
@@ -108,7 +109,13 @@ class Replacement:
         """The compiled, case-insensitive pattern; ConfigError when it is invalid."""
         if not self.pattern.strip():
             raise ConfigError("replacement with an empty pattern", fix="give each replacement a non-empty 'pattern'")
-        source = self.pattern if self.regex else r"(?<!\w)" + re.escape(self.pattern.strip()) + r"(?!\w)"
+        if self.regex:
+            source = self.pattern
+        else:
+            source = r"(?<!\w)" + re.escape(self.pattern.strip()) + r"(?!\w)"
+            if not self.replacement:
+                # deleting a word (a filler such as "um") takes Whisper's comma after it along
+                source += r"[,;:]?"
         try:
             return re.compile(source, re.IGNORECASE)
         except re.error as exc:
@@ -157,8 +164,8 @@ class ShapingOptions:
     """Put a space before a dictation that continues a line."""
 
     drop_final_period: bool = False
-    """Drop one '.' Whisper puts at the very end of a dictation, so a paused sentence can continue
-    (say "period" to end a sentence explicitly)."""
+    """Drop the '.' (or '...') Whisper puts at the very end of a dictation, so a paused sentence can
+    continue (say "period" to end a sentence explicitly)."""
 
     history_limit: int = 50
     """How many past dictations "scratch that" can reach back through."""
@@ -388,19 +395,28 @@ class Shaper:
                         log.debug("scratch that: removed the previous dictation")
                     else:
                         log.debug("scratch that: nothing to remove")
-        if (opts.drop_final_period and not ends_with_command and out.endswith(".")
-                and not out.endswith("..")):
-            out = out[:-1]
+        if opts.drop_final_period and not ends_with_command:
+            for tail in ("...", "…", "."):
+                if out.endswith(tail):
+                    out = out[: -len(tail)]
+                    break
         return _Render(history, out)
 
     def _replace(self, text: str) -> str:
+        deleted = False
         for pattern, rep in self._replacements:
             if rep.regex:
                 text = pattern.sub(rep.replacement, text)
             else:
                 text = pattern.sub(lambda _m, value=rep.replacement: value, text)
+            deleted = deleted or not rep.replacement
         for pattern, spelling in self._vocab:
             text = pattern.sub(lambda _m, value=spelling: value, text)
+        if deleted:  # tidy the gaps a deletion leaves: "so  um." -> "so."
+            text = re.sub(r" {2,}", " ", text)
+            text = re.sub(r" +([,.;:!?])", r"\1", text)
+            if not any(ch.isalnum() for ch in text):
+                text = ""  # only Whisper's punctuation around the deleted words is left
         return text.strip()
 
     def _lower_first(self, text: str) -> str:
@@ -445,6 +461,8 @@ def _sentence_start(before: str) -> bool:
     if not stripped or stripped.endswith("\n"):
         return True
     stripped = stripped.rstrip(_CLOSERS)
+    if stripped.endswith(("...", "…")):
+        return False  # Whisper's mark for trailing off: the sentence goes on
     return bool(stripped) and stripped[-1] in _TERMINALS
 
 

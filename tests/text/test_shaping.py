@@ -70,6 +70,11 @@ def test_continuation_mid_sentence_is_lower_cased():
     assert shaped("I went to the", "Store and then", "Home.") == "I went to the store and then home."
 
 
+def test_an_ellipsis_is_not_a_sentence_end():
+    assert shaped("I went to the...", "Store.") == "I went to the... store."
+    assert shaped("I went to the…", "Store.", drop_final_period=True) == "I went to the store"
+
+
 def test_continuation_keeps_capitals_that_belong():
     assert shaped("Yesterday", "I went out.") == "Yesterday I went out."
     assert shaped("then", "I'm done.") == "Then I'm done."
@@ -179,6 +184,13 @@ def test_replacement_at_sentence_start_is_capitalised():
     assert shaped("gonna rain.", replacements=(Replacement("gonna", "going to"),)) == "Going to rain."
 
 
+def test_empty_replacement_deletes_fillers_cleanly():
+    reps = (Replacement("um", ""), Replacement("uh", ""))
+    assert shaped("So, um, I think uh we should go um.", replacements=reps) == "So, I think we should go."
+    assert shaped("Um, hello.", replacements=reps) == "Hello."
+    assert shaped("Um.", replacements=reps) == ""
+
+
 def test_regex_replacement_with_groups():
     reps = (Replacement(r"(\d+) percent", r"\1%", regex=True),)
     assert shaped("It rose 12 percent today.", replacements=reps) == "It rose 12% today."
@@ -250,7 +262,7 @@ def test_shape_is_begin_feed_finish_in_one_edit():
 WORDS = st.sampled_from([
     "hello", "Hello,", "world.", "new", "line", "Line.", "paragraph", "period", "comma", "question",
     "mark", "Mark.", "scratch", "that", "That.", "literal", "full", "stop", "I", "USB", "gonna", "york",
-    "exclamation", "point!", "colon", "semi", "it’s", "“quoted”", "a", "the", "Store.",
+    "exclamation", "point!", "colon", "semi", "it’s", "“quoted”", "a", "the", "Store.", "wait...", "so…",
 ])
 DICTATION = st.lists(WORDS, min_size=0, max_size=12)
 
@@ -259,7 +271,8 @@ DICTATION = st.lists(WORDS, min_size=0, max_size=12)
 @given(dictations=st.lists(DICTATION, min_size=1, max_size=4), splits=st.randoms(use_true_random=False),
        drop=st.booleans())
 def test_streaming_word_by_word_equals_batch(dictations, splits, drop):
-    opts = ShapingOptions(replacements=(Replacement("new york", "NYC"), Replacement("gonna", "going to")),
+    opts = ShapingOptions(replacements=(Replacement("new york", "NYC"), Replacement("gonna", "going to"),
+                                        Replacement("a", "")),
                           vocabulary=("USB",), drop_final_period=drop)
     streamed, batch = Screen(Shaper(opts)), Screen(Shaper(opts))
     for words in dictations:
