@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -265,9 +267,10 @@ WORDS = st.sampled_from([
     "exclamation", "point!", "colon", "semi", "it’s", "“quoted”", "a", "the", "Store.", "wait...", "so…",
 ])
 DICTATION = st.lists(WORDS, min_size=0, max_size=12)
+EXAMPLES = int(os.environ.get("VOICEKEY_HYPOTHESIS_EXAMPLES", "300"))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(dictations=st.lists(DICTATION, min_size=1, max_size=4), splits=st.randoms(use_true_random=False),
        drop=st.booleans())
 def test_streaming_word_by_word_equals_batch(dictations, splits, drop):
