@@ -15,7 +15,7 @@ caller's thread, so tests are deterministic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class FakeCallbackFlags:
 class FakeInputStream:
     """An input stream on a fake device; audio arrives only through :meth:`feed`."""
 
-    def __init__(self, backend: "FakeAudioBackend", device: FakeDevice, samplerate: int, channels: int,
+    def __init__(self, backend: FakeAudioBackend, device: FakeDevice, samplerate: int, channels: int,
                  blocksize: int, callback: AudioCallback, finished_callback: Callable[[], None]) -> None:
         self.backend = backend
         self.device = device

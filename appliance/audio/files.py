@@ -65,7 +65,8 @@ def _read_with_av(path: Path) -> tuple[np.ndarray, int]:
         import av
     except ImportError as exc:
         raise AudioError(f"cannot decode {str(path)!r}: only PCM WAV works without PyAV",
-                         fix="pip install av (it comes with faster-whisper), or convert the file to 16-bit WAV") from exc
+                         fix="pip install av (it comes with faster-whisper), "
+                             "or convert the file to 16-bit WAV") from exc
     chunks: list[np.ndarray] = []
     try:
         with av.open(str(path)) as container:
@@ -81,7 +82,8 @@ def _read_with_av(path: Path) -> tuple[np.ndarray, int]:
         raise
     except Exception as exc:  # PyAV raises its own error classes for broken/unknown files
         raise AudioError(f"cannot decode audio file {str(path)!r}: {exc}",
-                         fix="use a WAV or FLAC recording (e.g. convert with: sox in.xxx -r 16000 -c 1 out.wav)") from exc
+                         fix="use a WAV or FLAC recording "
+                             "(e.g. convert with: sox in.xxx -r 16000 -c 1 out.wav)") from exc
     data = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, dtype=np.float32)
     return data, SAMPLE_RATE
 

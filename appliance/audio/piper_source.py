@@ -42,7 +42,8 @@ def _load_voice(model: Path, config: Path) -> Any:
     try:
         from piper import PiperVoice
     except ImportError as exc:
-        raise ModelError("piper-tts is not installed", fix="pip install 'voicekey[test]' (or pip install piper-tts)") from exc
+        raise ModelError("piper-tts is not installed",
+                         fix="pip install 'voicekey[test]' (or pip install piper-tts)") from exc
     log.info("loading Piper voice %s", model.name)
     try:
         return PiperVoice.load(model, config_path=config)
@@ -52,7 +53,8 @@ def _load_voice(model: Path, config: Path) -> Any:
 
 
 def synthesize(text: str, *, sample_rate: int = SAMPLE_RATE, length_scale: float | None = None,
-               volume: float = 0.5, deterministic: bool = False, sentence_silence_s: float = 0.25, leading_silence_s: float = 0.0,
+               volume: float = 0.5, deterministic: bool = False, sentence_silence_s: float = 0.25,
+               leading_silence_s: float = 0.0,
                trailing_silence_s: float = 0.0, model_path: str | Path | None = None,
                config_path: str | Path | None = None) -> np.ndarray:
     """Speak ``text`` with Piper; return float32 mono samples at ``sample_rate`` (16 kHz by default).

@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import queue
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class FrameSubscription:
 
     _END = object()
 
-    def __init__(self, owner: "_Recorder", maxsize: int) -> None:
+    def __init__(self, owner: _Recorder, maxsize: int) -> None:
         self._owner = owner
         self._maxsize = maxsize
         self._queue: deque[object] = deque()
@@ -187,7 +187,7 @@ class FrameSubscription:
             self._closed = True
             self._cond.notify_all()
 
-    def __enter__(self) -> "FrameSubscription":
+    def __enter__(self) -> FrameSubscription:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -529,7 +529,7 @@ class BufferedSource:
         """True when the current/last utterance was cut at ``max_utterance_s``."""
         return self._recorder.max_length_reached
 
-    def __enter__(self) -> "BufferedSource":
+    def __enter__(self) -> BufferedSource:
         self.open()
         return self
 

@@ -9,14 +9,15 @@ frame only counts as *voiced* when three things agree:
 2. the frame is loud enough (``min_level_dbfs``);
 3. the frame is periodic: the normalised autocorrelation has a peak above ``min_periodicity`` in
    the pitch range 80-500 Hz. Vowels are periodic; noise, breath and clicks are not (on the shared
-   speech set 50-80 % of frames pass at 0.6, on pink/white noise, breath and clicks 0-1 %);
+   speech set 50-80 % of frames pass at 0.6; of pink/white noise, breath and clicks 0-1 %);
 4. at least ``min_band_ratio`` of the frame's energy is in 300-4000 Hz, where vowel formants are;
    low rumble (fans, traffic) can look periodic but has nothing there.
 
 An utterance is kept when it has at least ``min_speech_ms`` of voiced frames that come in runs of
-two or more (vowels last 60 ms and longer; a noise frame that passes all checks is usually alone). The kept span runs from
-the first to the last webrtcvad-speech frame of the regions that contain voiced frames (so unvoiced
-consonants at the edges such as "s" or "f" are not cut), plus ``padding_ms`` either side.
+two or more (vowels last 60 ms and longer; a noise frame that passes all checks is usually alone).
+The kept span runs from the first to the last webrtcvad-speech frame of the regions that contain
+voiced frames (so unvoiced consonants at the edges such as "s" or "f" are not cut), plus
+``padding_ms`` either side.
 
 All functions take float32 mono samples at 16 kHz in [-1, 1].
 """
@@ -81,7 +82,8 @@ class VadOptions:
             if getattr(self, name) < 0:
                 raise ConfigError(f"vad {name} {getattr(self, name)!r} is negative", fix="use 0 or more")
         if not 0.0 <= self.min_band_ratio <= 1.0:
-            raise ConfigError(f"vad min_band_ratio {self.min_band_ratio!r} is invalid", fix="use a value between 0 and 1")
+            raise ConfigError(f"vad min_band_ratio {self.min_band_ratio!r} is invalid",
+                              fix="use a value between 0 and 1")
         if not 0.0 <= self.min_periodicity <= 1.0:
             raise ConfigError(f"vad min_periodicity {self.min_periodicity!r} is invalid",
                               fix="use a value between 0 and 1 (0.6 is the tested default)")
