@@ -23,8 +23,8 @@ from appliance.audio.source import (
     FrameSubscription,
 )
 from appliance.audio.vad import (
-    EndpointEvent,
     Endpointer,
+    EndpointEvent,
     EndpointKind,
     VadOptions,
     VoiceActivityDetector,

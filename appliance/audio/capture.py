@@ -26,9 +26,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-from collections.abc import Callable
 
 import numpy as np
 

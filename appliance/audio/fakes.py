@@ -14,8 +14,8 @@ caller's thread, so tests are deterministic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 

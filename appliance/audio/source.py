@@ -23,9 +23,9 @@ import enum
 import logging
 import threading
 from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
-from collections.abc import AsyncIterator, Callable, Iterator
 
 import numpy as np
 

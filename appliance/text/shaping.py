@@ -60,8 +60,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from collections.abc import Iterable, Sequence
 
 from appliance.errors import ConfigError
 
@@ -355,9 +355,9 @@ class Shaper:
         ends_with_command = False
         first_word_done = False
 
-        for run_kind, run in _runs(self._tokens(words)):
-            if run_kind == "word":
-                text = self._replace(" ".join(run))
+        for run in _runs(self._tokens(words)):
+            if run[0].kind == "word":
+                text = self._replace(" ".join(tok.text for tok in run))
                 if not text:
                     continue
                 before = self._frozen + "".join(history) + out
@@ -408,10 +408,10 @@ class Shaper:
             if rep.regex:
                 text = pattern.sub(rep.replacement, text)
             else:
-                text = pattern.sub(lambda _m, value=rep.replacement: value, text)
+                text = pattern.sub(_constant(rep.replacement), text)
             deleted = deleted or not rep.replacement
         for pattern, spelling in self._vocab:
-            text = pattern.sub(lambda _m, value=spelling: value, text)
+            text = pattern.sub(_constant(spelling), text)
         if deleted:  # tidy the gaps a deletion leaves: "so  um." -> "so."
             text = re.sub(r" {2,}", " ", text)
             text = re.sub(r" +([,.;:!?])", r"\1", text)
@@ -438,21 +438,20 @@ class Shaper:
         return text[:lead] + body[:idx] + body[idx].lower() + body[idx + 1:]
 
 
-def _runs(tokens: Iterable[_Token]) -> list[tuple[str, list[_Token] | list[str]]]:
-    """Group consecutive word tokens into one run (so replacements can span words)."""
-    runs: list[tuple[str, list]] = []
+def _runs(tokens: Iterable[_Token]) -> list[list[_Token]]:
+    """Group tokens into runs of the same class: words (so replacements can span words) or commands."""
+    runs: list[list[_Token]] = []
     for tok in tokens:
-        if tok.kind == "word":
-            if runs and runs[-1][0] == "word":
-                runs[-1][1].append(tok.text)
-            else:
-                runs.append(("word", [tok.text]))
+        if runs and (runs[-1][0].kind == "word") == (tok.kind == "word"):
+            runs[-1].append(tok)
         else:
-            if runs and runs[-1][0] == "cmd":
-                runs[-1][1].append(tok)
-            else:
-                runs.append(("cmd", [tok]))
+            runs.append([tok])
     return runs
+
+
+def _constant(value: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement function that inserts ``value`` literally (no backslash processing)."""
+    return lambda _match: value
 
 
 def _sentence_start(before: str) -> bool:
