@@ -149,17 +149,22 @@ class Guest:
     """The QEMU guest, as a context manager: boots on enter, powers off on exit.
 
     ``accel`` defaults to ``$VOICEKEY_VM_ACCEL`` or ``tcg`` (works everywhere; ``kvm`` is much
-    faster where /dev/kvm is usable). ``python`` is the interpreter whose venv the guest uses
+    faster where /dev/kvm is usable); ``cpus`` to ``$VOICEKEY_VM_CPUS`` or 1. ``python`` is the interpreter whose venv the guest uses
     (default: the one running this code); ``repo`` is the working directory of guest commands.
     """
 
     def __init__(self, *, repo: Path = REPO, cache: Path | None = None, memory_mb: int = 1024,
-                 cpus: int = 2, accel: str | None = None, python: str | None = None,
+                 cpus: int | None = None, accel: str | None = None, python: str | None = None,
                  boot_timeout: float = 300) -> None:
         self.repo = Path(repo).resolve()
         self.cache = cache or build_guest.cache_dir()
         self.memory_mb = memory_mb
-        self.cpus = cpus
+        # One vCPU by default: with two, TCG runs each vCPU in its own host thread, and on a busy
+        # host the one running the event recorder can stall while the other keeps delivering key
+        # events, overflowing evdev's 64-event client buffer (SYN_DROPPED; seen on a loaded
+        # 2-core machine). With one vCPU the guest stalls as a whole and the recorder, at
+        # real-time priority, always reads before the next USB frame is processed.
+        self.cpus = cpus or int(os.environ.get("VOICEKEY_VM_CPUS", "1"))
         self.accel = accel or os.environ.get("VOICEKEY_VM_ACCEL", "tcg")
         self.python = python or sys.executable
         self.boot_timeout = boot_timeout

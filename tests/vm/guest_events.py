@@ -31,17 +31,21 @@ import errno
 import fcntl
 import json
 import os
+import queue
 import select
 import signal
 import struct
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 #: struct input_event on 64-bit Linux: struct timeval (two longs), __u16 type, __u16 code, __s32 value.
 INPUT_EVENT = struct.Struct("llHHi")
+EV_SYN = 0x00
 EV_KEY = 0x01
+SYN_DROPPED = 3
 KEY_MAX = 0x2FF
 _KEY_BYTES = KEY_MAX // 8 + 1
 # EVIOCGKEY(len) = _IOC(_IOC_READ, 'E', 0x18, len)   (include/uapi/linux/input.h)
@@ -64,13 +68,24 @@ class KeyEvent:
     synthetic: bool = False
 
 
-def read_events(path: Path | str) -> list[KeyEvent]:
-    """Parse a ``record`` output file (host or guest side); non-key lines are skipped."""
+class EventsDropped(AssertionError):
+    """The kernel dropped events because the recorder read too slowly (a harness problem)."""
+
+
+def read_events(path: Path | str, allow_dropped: bool = False) -> list[KeyEvent]:
+    """Parse a ``record`` output file (host or guest side); non-key lines are skipped.
+
+    Raises :class:`EventsDropped` if the recorder saw SYN_DROPPED, unless ``allow_dropped``.
+    """
     events = []
     for line in Path(path).read_text().splitlines():
         if not line.strip():
             continue
         item = json.loads(line)
+        if "dropped" in item and not allow_dropped:
+            raise EventsDropped(f"the kernel dropped key events before the recorder read them "
+                                f"({path}): the guest was too slow; the decoded text would be "
+                                "meaningless")
         if "code" in item:
             events.append(KeyEvent(item["code"], item["value"], item["time"],
                                     bool(item.get("synthetic"))))
@@ -153,8 +168,22 @@ def hold_kill(device: Path, pid: int, timeout: float) -> list[int]:
     raise TimeoutError(f"no key was held within {timeout} s")
 
 
+def _realtime_priority() -> None:
+    """Run the recorder ahead of the typist: evdev drops events when a client reads too slowly."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+    except (AttributeError, OSError):
+        pass
+
+
 def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int:
-    """The ``record`` sub-command (see module docstring)."""
+    """The ``record`` sub-command (see module docstring).
+
+    Reading is kept hot: a writer thread writes the lines to ``out_path`` (possibly on 9p, slow)
+    while this thread, at real-time priority, only reads the device. If the
+    kernel still had to drop events (EV_SYN/SYN_DROPPED: this reader was too slow) a
+    ``{"dropped": ...}`` line says so, so a test can tell a harness overflow from a typing bug.
+    """
     stop = [False]
 
     def on_signal(signum: int, frame: object) -> None:
@@ -162,16 +191,37 @@ def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    _realtime_priority()
     device = wait_keyboard(wait, vid, pid)
     if device is None:
         print(f"no keyboard on the dummy_hcd bus after {wait} s", file=sys.stderr)
         return 1
     pressed: set[int] = set()
-    with open(out_path, "a", buffering=1, encoding="utf-8") as out:
-        def emit(item: dict[str, object]) -> None:
-            out.write(json.dumps(item) + "\n")
-            out.flush()
+    lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
 
+    def writer() -> None:
+        # Writing (to 9p, which is slow) happens here so the reading loop never waits on it.
+        with open(out_path, "a", encoding="utf-8") as out:
+            while True:
+                batch = [lines.get()]
+                while True:
+                    try:
+                        batch.append(lines.get_nowait())
+                    except queue.Empty:
+                        break
+                done = batch[-1] is None
+                out.write("".join(line for line in batch if line is not None))
+                out.flush()
+                if done:
+                    return
+
+    writer_thread = threading.Thread(target=writer, name="writer")
+    writer_thread.start()
+
+    def emit(item: dict[str, object]) -> None:
+        lines.put(json.dumps(item) + "\n")
+
+    try:
         ready_printed = False
         while device is not None:
             fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
@@ -182,21 +232,18 @@ def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int
             gone = False
             pending = b""
             while True:
-                if stop[0]:
-                    # Drain what already arrived, then finish.
-                    readable = True
-                else:
+                if not stop[0]:
                     try:
-                        readable = bool(select.select([fd], [], [], 0.2)[0])
+                        readable = select.select([fd], [], [], 0.05)[0]
                     except InterruptedError:
                         continue
                     if not readable:
                         continue
                 try:
-                    data = os.read(fd, INPUT_EVENT.size * 64)
+                    data = os.read(fd, INPUT_EVENT.size * 256)
                 except BlockingIOError:
                     if stop[0]:
-                        break
+                        break  # drained after the stop request
                     continue
                 except OSError as exc:
                     if exc.errno in (errno.ENODEV, errno.EIO, errno.ENOENT):
@@ -210,6 +257,8 @@ def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int
                 while len(pending) >= INPUT_EVENT.size:
                     sec, usec, etype, code, value = INPUT_EVENT.unpack_from(pending)
                     pending = pending[INPUT_EVENT.size:]
+                    if etype == EV_SYN and code == SYN_DROPPED:
+                        emit({"dropped": str(device), "time": sec + usec / 1e6})
                     if etype != EV_KEY:
                         continue
                     if value == 1:
@@ -229,6 +278,9 @@ def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int
             # events that arrive before we reopen the device would not be seen.
             device = wait_keyboard(None, vid, pid, stop, poll=0.002)
         emit({"stopped": True, "time": time.time()})
+    finally:
+        lines.put(None)
+        writer_thread.join()
     return 0
 
 
