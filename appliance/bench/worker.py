@@ -119,6 +119,23 @@ def build_stock(variant: Variant) -> RunFn:
     return run
 
 
+def peak_rss_kb() -> int:
+    """This process's peak resident set size in KiB.
+
+    ``VmHWM`` from /proc belongs to the process's own address space. ``getrusage().ru_maxrss``
+    does not do here: Linux carries the high-water mark over ``execve`` from the parent's address
+    space when the child was started with vfork (as ``subprocess`` does), so it would report the
+    benchmark runner's peak (Piper voice, all clips) instead of the variant's.
+    """
+    try:
+        for line in open("/proc/self/status", encoding="ascii"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def main(argv: list[str]) -> int:
     """Load the variant, transcribe every clip, write timings, texts, cold start and peak RSS."""
     variant = Variant.from_json(Path(argv[0]).read_text())
@@ -132,7 +149,7 @@ def main(argv: list[str]) -> int:
         out = run(samples)
         out.update(id=clip["id"], kind=clip["kind"], audio_s=len(samples) / 16_000)
         results.append(out)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = peak_rss_kb()
     Path(argv[2]).write_text(json.dumps({
         "variant": json.loads(variant.to_json()), "cold_start_ms": (ready - started) * 1000,
         "peak_rss_mb": peak_kb / 1024, "clips": results}))

@@ -24,6 +24,9 @@ class GuardSettings:
     min_rms: float = 1e-4
     #: Whisper's rule: no speech if no_speech_prob > this AND avg log-prob < ``logprob_threshold``
     no_speech_threshold: float = 0.6
+    #: no speech whatever the log-prob when no_speech_prob exceeds this (measured: real speech
+    #: <= 0.51, noise/hum/clicks/breath >= 0.84 with tiny.en)
+    no_speech_strict: float = 0.8
     #: mean token log-probability below which a pass is judged unreliable
     logprob_threshold: float = -1.0
     #: gzip compression ratio above which text is judged repetitive (Whisper uses 2.4)
@@ -61,20 +64,21 @@ def compression_ratio(text: str) -> float:
 def find_loop(tokens: Sequence[int], settings: GuardSettings) -> int | None:
     """Index where a repeating tail starts, or None.
 
-    A loop is a pattern of ``p`` tokens (``p <= loop_max_period``) repeated back to back at the end
-    of the sequence at least ``loop_min_repeats`` times and over at least ``loop_min_tokens``
-    tokens. The returned index keeps the first copy of the pattern (``tokens[:index]`` ends with
-    one copy), so capping there removes only the repeats.
+    A loop is a tail that is periodic with a period of ``p`` tokens (``p <= loop_max_period``),
+    ``tokens[i] == tokens[i + p]`` for every ``i`` in it, spanning at least ``loop_min_repeats``
+    periods and ``loop_min_tokens`` tokens. The last copy may be cut short (a runaway stopped by the
+    token budget usually is). The returned index keeps the first copy of the pattern
+    (``tokens[:index]`` ends with one copy), so capping there removes only the repeats.
     """
     n = len(tokens)
     best: int | None = None
     for period in range(1, min(settings.loop_max_period, n // 2) + 1):
-        repeats = 1
-        while (repeats + 1) * period <= n and \
-                tokens[n - (repeats + 1) * period:n - repeats * period] == tokens[n - period:n]:
-            repeats += 1
-        if repeats >= settings.loop_min_repeats and repeats * period >= settings.loop_min_tokens:
-            keep = n - (repeats - 1) * period
+        start = n - period  # tokens[start:] is periodic with this period
+        while start > 0 and tokens[start - 1] == tokens[start - 1 + period]:
+            start -= 1
+        span = n - start
+        if span >= settings.loop_min_repeats * period and span >= settings.loop_min_tokens:
+            keep = start + period
             if best is None or keep < best:
                 best = keep
     return best

@@ -36,6 +36,7 @@ from appliance.errors import ConfigError, ModelError
 from appliance.stt.base import SAMPLE_RATE, SpeechGate, Timings, Transcript, WordSink, check_samples
 from appliance.stt.guards import (GuardSettings, find_loop, is_blank_text, is_no_speech, rms,
                                   runaway_reason, split_words)
+from appliance.stt.vocab import Vocabulary
 from appliance.stt.models import ModelStore, ResolvedModel, quantized_copy, resolve_model
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,11 @@ class WhisperSettings:
     window: WindowPolicy = field(default_factory=WindowPolicy)
     #: token counts after which partial results are read (words handed out); () = one call
     stream_chunks: tuple[int, ...] = (4,)
-    #: re-run a clip through the padded window when the short pass looks like a runaway
+    #: re-run a clip through a longer, waveform-padded window when the short pass looks like a runaway
     fallback: bool = True
+    #: windows (frames) of the re-runs, tried in order while the result still looks like a runaway
+    #: (3000 is Whisper's own 30 s window; a shorter first try saves time and ~100 MB of memory)
+    fallback_frames: tuple[int, ...] = (1500, 3000)
     #: transcribe only what the VAD kept (otherwise the VAD only decides speech / no speech)
     vad_trim: bool = False
     guards: GuardSettings = field(default_factory=GuardSettings)
@@ -99,6 +103,11 @@ class WhisperSettings:
     #: for int8 compute types, load a copy of the model saved in int8 (made once in the model
     #: cache): loading float16 weights as int8 briefly holds both (~90 MB more peak RSS for tiny.en)
     prequantize: bool = True
+    #: oneDNN (x86 CTranslate2 builds) keeps a compiled primitive, with its buffers, per input shape;
+    #: with a window per clip length that cache grew RSS by ~40 MB over 63 clips. Capacity set
+    #: through ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` unless already set (None: leave it alone).
+    #: Measured cost of 4 vs the default 1024: ~3 % encoder time.
+    onednn_cache_capacity: int | None = 4
 
     def __post_init__(self) -> None:
         if self.compute_type not in COMPUTE_TYPES:
@@ -109,6 +118,39 @@ class WhisperSettings:
         if any(c < 1 for c in self.stream_chunks) or list(self.stream_chunks) != sorted(self.stream_chunks):
             raise ConfigError(f"stt stream_chunks={self.stream_chunks} is not valid",
                               fix="use increasing positive token counts, e.g. [4] or [4, 16]")
+
+
+def _faster_whisper_module(name: str):  # noqa: ANN202 - a module
+    """Load ``faster_whisper.<name>`` without running ``faster_whisper/__init__.py``.
+
+    The package's ``__init__`` imports PyAV, onnxruntime and the whole ``WhisperModel`` stack
+    (~23 MB of resident memory on the device) although the feature extractor
+    needs only numpy. Falls back to a normal import if the layout changes.
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    key = f"_voicekey_faster_whisper_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    if "faster_whisper" in sys.modules:  # already paid for: use the real module
+        return importlib.import_module(f"faster_whisper.{name}")
+    package = importlib.util.find_spec("faster_whisper")
+    if package is None or not package.submodule_search_locations:
+        raise ModelError("faster-whisper is not installed", fix="pip install 'faster-whisper>=1.1,<2'")
+    path = Path(next(iter(package.submodule_search_locations))) / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(key, path)
+    if spec is None or spec.loader is None or not path.is_file():
+        return importlib.import_module(f"faster_whisper.{name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:  # the module grew package-relative imports: take the normal route
+        del sys.modules[key]
+        return importlib.import_module(f"faster_whisper.{name}")
+    return module
 
 
 class _Emitter:
@@ -172,13 +214,14 @@ class WhisperTranscriber:
                  store: ModelStore | None = None) -> None:
         """Load the model once (and warm it up). ``gate`` is an optional VAD."""
         import ctranslate2
-        import tokenizers
-        from faster_whisper.feature_extractor import FeatureExtractor
-        from faster_whisper.tokenizer import Tokenizer
-        from faster_whisper.transcribe import get_suppressed_tokens
 
         self.settings = settings or WhisperSettings()
         self.gate = gate
+
+        FeatureExtractor = _faster_whisper_module("feature_extractor").FeatureExtractor  # noqa: N806
+        if self.settings.onednn_cache_capacity is not None:
+            # read by oneDNN when it first builds a primitive, i.e. at the first encode
+            os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(self.settings.onednn_cache_capacity))
         store = store or ModelStore()
         self.model = model if isinstance(model, ResolvedModel) else resolve_model(model, store)
         t0 = time.perf_counter()
@@ -192,15 +235,20 @@ class WhisperTranscriber:
             self._model = ctranslate2.models.Whisper(
                 str(self.model.path), device="cpu", compute_type=self.settings.compute_type,
                 intra_threads=threads, inter_threads=1)
-            hf_tokenizer = tokenizers.Tokenizer.from_file(str(Path(self.model.path) / "tokenizer.json"))
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(f"could not load Whisper model {self.model.path}: {exc}",
                              fix="reinstall the model pack, or pick another --model") from exc
-        multilingual = bool(self._model.is_multilingual)
-        self._tokenizer = Tokenizer(hf_tokenizer, multilingual, task="transcribe",
-                                    language=self.settings.language if multilingual else None)
-        self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
-        self._suppress = get_suppressed_tokens(self._tokenizer, [-1])
+        vocab = self._vocab = Vocabulary(Path(self.model.path))
+        self._prompt = [vocab.id("<|startoftranscript|>")]
+        if self._model.is_multilingual:
+            self._prompt += [vocab.id(f"<|{self.settings.language}|>"), vocab.id("<|transcribe|>")]
+        self._prompt.append(vocab.id("<|notimestamps|>"))
+        # Whisper's default suppression: -1 = the model's non-speech symbols (config.json
+        # suppress_ids), plus the task and control tokens
+        specials = (vocab.optional_id(t) for t in ("<|transcribe|>", "<|translate|>", "<|startoftranscript|>",
+                                                   "<|startofprev|>", "<|startoflm|>", "<|nospeech|>",
+                                                   "<|nocaptions|>"))
+        self._suppress = [-1, *sorted({i for i in specials if i is not None})]
         self._features = FeatureExtractor(feature_size=self._model.n_mels)
         self._storage = ctranslate2.StorageView
         self.load_ms = (time.perf_counter() - t0) * 1000
@@ -321,30 +369,42 @@ class WhisperTranscriber:
             if len(tokens) < limit or limit == budget:
                 break
             if no_speech <= guards.no_speech_threshold and find_loop(tokens, guards) is None:
-                emitter.offer((before + self._tokenizer.decode(tokens)).lstrip(), final=False)
+                emitter.offer((before + self._vocab.decode(tokens)).lstrip(), final=False)
         stats.no_speech_prob = max(stats.no_speech_prob, no_speech) if not before else stats.no_speech_prob
-        text = self._tokenizer.decode(tokens)
+        text = self._vocab.decode(tokens)
         typed = emitter.text
-        if not typed and is_no_speech(no_speech, avg_logprob, guards):
+        if not typed and (is_no_speech(no_speech, avg_logprob, guards)
+                          or no_speech > guards.no_speech_strict):
             stats.dropped = "no-speech"
             return before
         reason = runaway_reason(tokens, text, avg_logprob, budget, guards)
         if reason and not padded_mode and self.settings.fallback:
-            log.info("short window pass rejected (%s); running the padded pass", reason)
             stats.fallback = reason
-            encoded = self._encode(self._padded(seg_samples, stats), stats)
-            stats.window = FULL_FRAMES
-            result = self._generate(encoded, [], budget, True, stats)
-            tokens = list(result.sequences_ids[0])
-            avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
-            if not typed and is_no_speech(float(result.no_speech_prob), avg_logprob, guards):
-                stats.dropped = "no-speech"
-                return before
+            padded = self._padded(seg_samples, stats)
+            tried: set[int] = set()
+            for wanted in self.settings.fallback_frames:
+                frames = min(FULL_FRAMES, max(wanted, segment.shape[1] + self.settings.window.margin_frames))
+                frames += frames % 2
+                if frames in tried:
+                    continue
+                tried.add(frames)
+                log.info("short window pass rejected (%s); re-running with %d frames", reason, frames)
+                encoded = self._encode(np.ascontiguousarray(padded[:, :frames]), stats)
+                stats.window = max(stats.window, frames)
+                result = self._generate(encoded, [], budget, True, stats)
+                tokens = list(result.sequences_ids[0])
+                avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
+                if not typed and is_no_speech(float(result.no_speech_prob), avg_logprob, guards):
+                    stats.dropped = "no-speech"
+                    return before
+                reason = runaway_reason(tokens, self._vocab.decode(tokens), avg_logprob, budget, guards)
+                if reason is None:
+                    break
         loop_at = find_loop(tokens, guards)
         if loop_at is not None:
             log.info("capping a repetition loop at token %d of %d", loop_at, len(tokens))
             tokens = tokens[:loop_at]
-        text = self._tokenizer.decode(tokens)
+        text = self._vocab.decode(tokens)
         stats.tokens += len(tokens)
         stats.avg_logprob = avg_logprob
         full = (before + text).lstrip()
