@@ -1,0 +1,71 @@
+"""Speech clips for the whole-device guest test: a real recording from ../shared/speech and Piper speech.
+
+Both end up as 16 kHz mono 16-bit WAV files at paths the guest sees too (the shared speech set is on the
+host root, which the guest mounts read-only at the same path; Piper clips are written into the guest's
+read-write share).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+#: The shared evaluation set (manifest.jsonl + audio/), overridable with $VOICEKEY_SPEECH_DIR.
+SPEECH_DIR = Path(os.environ.get("VOICEKEY_SPEECH_DIR", REPO.parent / "shared" / "speech"))
+
+#: A short, clearly spoken real recording (3.1 s, CC0 1.0, "Voice Dataset (Kathleen), Rhasspy").
+RECORDING_ID = "kathleen_arctic_a0175"
+#: What Piper speaks (about 3 s with the bundled en_US joe voice).
+PIPER_SENTENCE = "Please send the quarterly report to the whole team before lunch."
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A WAV file and the sentence spoken in it."""
+
+    wav: Path
+    text: str
+    source: str
+
+
+def recording(clip_id: str = RECORDING_ID, speech_dir: Path = SPEECH_DIR) -> Clip:
+    """The clip ``clip_id`` of the shared speech set (FileNotFoundError naming what is missing)."""
+    manifest = speech_dir / "manifest.jsonl"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} is missing: the shared speech set is not there "
+                                "(set VOICEKEY_SPEECH_DIR to its directory)")
+    for line in manifest.read_text().splitlines():
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        if item["id"] == clip_id:
+            wav = speech_dir / item["audio"]
+            if not wav.is_file():
+                raise FileNotFoundError(f"{wav} (listed in {manifest}) is missing")
+            return Clip(wav, item["text"], f"{clip_id} ({item.get('license', 'licence not stated')})")
+    raise FileNotFoundError(f"no clip {clip_id!r} in {manifest}")
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int = 16000) -> Path:
+    """Write float32 mono samples in [-1, 1] as a 16-bit PCM WAV file."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+def piper(path: Path, text: str = PIPER_SENTENCE) -> Clip:
+    """Piper (bundled en_US joe voice, deterministic) speaking ``text``, written to ``path``."""
+    from appliance.audio.piper_source import synthesize
+
+    write_wav(path, synthesize(text, deterministic=True))
+    return Clip(path, text, "Piper en_US-joe-medium")
