@@ -33,6 +33,7 @@ class Variant:
     window: str = "short"             #: voicekey: "short" or "padded"
     min_frames: int | None = None     #: voicekey: short window minimum (None: default)
     margin_frames: int | None = None  #: voicekey: short window margin (None: default)
+    fill: str | None = None           #: voicekey: short window fill (None: default)
     stream_chunks: tuple[int, ...] | None = None  #: voicekey: None = default schedule, () = one call
     fallback: bool = True
     vad: bool = True                  #: voicekey: gate clips with appliance.audio.vad
@@ -69,7 +70,8 @@ def build_voicekey(variant: Variant) -> RunFn:
     d = WindowPolicy()
     window = WindowPolicy(mode=variant.window,
                           min_frames=d.min_frames if variant.min_frames is None else variant.min_frames,
-                          margin_frames=d.margin_frames if variant.margin_frames is None else variant.margin_frames)
+                          margin_frames=d.margin_frames if variant.margin_frames is None else variant.margin_frames,
+                          fill=variant.fill or d.fill)
     kwargs = {} if variant.stream_chunks is None else {"stream_chunks": variant.stream_chunks}
     settings = WhisperSettings(compute_type=variant.compute_type, threads=variant.threads,
                                window=window, fallback=variant.fallback, **kwargs)

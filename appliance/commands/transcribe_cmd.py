@@ -58,6 +58,8 @@ def add_transcriber_args(p: argparse.ArgumentParser) -> None:
                    help="encoder window: clip + margin (short, default) or Whisper's 30 s (padded)")
     p.add_argument("--min-frames", type=int, default=None, help="short window minimum in 10 ms frames")
     p.add_argument("--margin-frames", type=int, default=None, help="short window margin in 10 ms frames")
+    p.add_argument("--fill", choices=("silence", "zeros"), default=None,
+                   help="what fills the short window after the clip (default: silence)")
     p.add_argument("--no-vad", action="store_true", help="do not gate clips with the VAD")
 
 
@@ -69,7 +71,8 @@ def build_transcriber(args: argparse.Namespace):  # noqa: ANN201 - WhisperTransc
     window = WindowPolicy(
         mode=args.window,
         min_frames=defaults.min_frames if args.min_frames is None else args.min_frames,
-        margin_frames=defaults.margin_frames if args.margin_frames is None else args.margin_frames)
+        margin_frames=defaults.margin_frames if args.margin_frames is None else args.margin_frames,
+        fill=args.fill or defaults.fill)
     settings = WhisperSettings(compute_type=args.compute_type, threads=args.threads,
                                language=args.language, window=window)
     gate = None if args.no_vad else default_gate()
