@@ -19,7 +19,8 @@ Sub-commands (``python tests/vm/appliance_driver.py --help``):
 
 ``play``   play a WAV file into the loopback's playback side through sounddevice, at the rate and
            channel count the capture side was opened with (snd-aloop requires both sides to agree).
-           Prints ``PLAYED {json}`` when the last sample has been handed to ALSA.
+           Prints ``PLAYING {json}`` just before the (silent) lead-in starts and
+           ``PLAYED {json}`` when the last sample has been played.
 
 ``device`` print the sounddevice names of the loopback's playback and capture devices as JSON.
 
@@ -88,6 +89,9 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - appliance.config.Config
         keyboard=dataclasses.replace(config.keyboard, layout=args.layout),
         transport=dataclasses.replace(config.transport, rate=args.rate),
         stt=dataclasses.replace(config.stt, model=args.model),
+        # Under TCG a guest stall can stretch a 5 s hold past the 8 s pairing hold; this test is
+        # about dictation, so the pairing gesture is moved out of the way.
+        button=dataclasses.replace(config.button, pairing_hold_s=args.pairing_hold_s),
         led=dataclasses.replace(config.led, pin=None))
 
 
@@ -201,10 +205,14 @@ def play(args: argparse.Namespace) -> int:
     from appliance.audio.files import load_audio
 
     samples = load_audio(args.wav, sample_rate=args.rate)
-    silence = np.zeros(int(args.silence_s * args.rate), dtype=np.float32)
-    mono = np.concatenate([silence, samples, silence]).astype(np.float32)
+    lead = np.zeros(int(args.lead_s * args.rate), dtype=np.float32)
+    tail = np.zeros(int(args.tail_s * args.rate), dtype=np.float32)
+    mono = np.concatenate([lead, samples, tail]).astype(np.float32)
     frames = np.repeat(mono[:, None], args.channels, axis=1)
     device = args.device or loopback_devices()["playback"]
+    sd.check_output_settings(device=device, channels=args.channels, samplerate=args.rate)
+    # The caller presses the button when it sees this; the leading silence covers its latency.
+    _emit("PLAYING", {"device": device, "lead_s": args.lead_s})
     t0 = time.monotonic()
     sd.play(frames, samplerate=args.rate, device=device, blocking=True)
     _emit("PLAYED", {"device": device, "seconds": round(frames.shape[0] / args.rate, 3),
@@ -226,12 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--model", default="tiny.en", help="Whisper model (default: %(default)s)")
     run.add_argument("--rate", type=float, default=1000.0,
                      help="reports per second at most (default: %(default)s)")
+    run.add_argument("--pairing-hold-s", type=float, default=30.0,
+                     help="button hold that starts Bluetooth pairing (default: %(default)s)")
     pl = sub.add_parser("play", help="play a WAV file into the snd-aloop playback side")
     pl.add_argument("wav", type=Path)
     pl.add_argument("--rate", type=int, required=True, help="sample rate of the capture side")
     pl.add_argument("--channels", type=int, required=True, help="channels of the capture side")
     pl.add_argument("--device", default=None, help="sounddevice playback device (default: the loopback's)")
-    pl.add_argument("--silence-s", type=float, default=0.3, help="silence before and after the clip")
+    pl.add_argument("--lead-s", type=float, default=1.0,
+                    help="silence before the clip, after PLAYING is printed (default: %(default)s)")
+    pl.add_argument("--tail-s", type=float, default=0.3, help="silence after the clip (default: %(default)s)")
     sub.add_parser("device", help="print the loopback's playback and capture device names")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,

@@ -32,6 +32,7 @@ DRIVER = "tests/vm/appliance_driver.py"
 CONTROL = "/tmp/voicekey-driver.ctl"
 MAX_WER = 0.35
 LAYOUT = "us"
+LEAD_S = 1.0
 
 
 @dataclass
@@ -86,11 +87,15 @@ class Appliance:
     def press_play_release(self, clip: Clip) -> dict:
         """Hold the button while ``clip`` plays into the loopback, release it; the play result."""
         states = len(self.lines("STATE"))
+        # The player prints PLAYING when its stream is open, then plays a second of silence first:
+        # the press lands in it, so the button is held for about the clip's length, as a user would.
+        job = self.guest.start(
+            f"exec python {DRIVER} play {shlex.quote(str(clip.wav))} --rate {self.ready['rate']} "
+            f"--channels {self.ready['channels']} --lead-s {LEAD_S}")
+        job.wait_for_output("PLAYING", timeout=180)
         self.send("press")
         self.wait_state("listening", states, timeout=60)
-        play = self.guest.run(
-            f"exec python {DRIVER} play {shlex.quote(str(clip.wav))} --rate {self.ready['rate']} "
-            f"--channels {self.ready['channels']}", timeout=180).check()
+        play = job.wait(180).check()
         self.send("release")
         return json.loads(play.stdout.split("PLAYED", 1)[1])
 
