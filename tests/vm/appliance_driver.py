@@ -95,6 +95,54 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - appliance.config.Config
         led=dataclasses.replace(config.led, pin=None))
 
 
+class _StatusCounter(logging.Handler):
+    """Collects the capture's PortAudio status messages (input overflow = audio lost)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("audio status"):
+            self.messages.append(record.getMessage())
+
+    def take(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for message in self.messages:
+            counts[message] = counts.get(message, 0) + 1
+        self.messages = []
+        return counts
+
+
+class _SavingSource:
+    """Wraps the capture source: each utterance is also written to a WAV file (for diagnosis).
+
+    Everything else is delegated, so ``RecorderAdapter`` drives the real source unchanged.
+    """
+
+    def __init__(self, source: object, save_dir: Path | None) -> None:
+        self.source = source
+        self.save_dir = save_dir
+        self.count = 0
+        self.last_s = 0.0
+        self.last_path: str | None = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.source, name)
+
+    def stop(self):  # noqa: ANN201 - np.ndarray
+        audio = self.source.stop()
+        self.count += 1
+        self.last_s = round(audio.size / 16000, 3)
+        if self.save_dir is not None:
+            from tests.vm.fixtures_speech import write_wav
+
+            path = self.save_dir / f"utterance-{os.getpid()}-{self.count}.wav"
+            write_wav(path, audio)
+            self.last_path = str(path)
+        return audio
+
+
 async def _run(args: argparse.Namespace) -> int:
     from gpiozero.pins.mock import MockFactory
 
@@ -115,8 +163,13 @@ async def _run(args: argparse.Namespace) -> int:
                              max_utterance_s=config.audio.max_utterance_s)
     # The stall detector would re-open the stream whenever the (slow, emulated) guest starves the
     # audio thread for 2 s; this test is about the pipeline, not about microphone unplugs.
-    source = SoundDeviceSource(capture_name, options, stall_timeout_s=None)
+    source = SoundDeviceSource(capture_name, options, channels=args.channels, block_ms=args.block_ms,
+                               stall_timeout_s=None)
     source.open()
+    overflows = _StatusCounter()
+    logging.getLogger("appliance.audio.capture").addHandler(overflows)
+    logging.getLogger("appliance.audio.capture").setLevel(logging.DEBUG)
+    saving = _SavingSource(source, args.save_dir)
     gadget = Gadget(config.transport.configfs_root, config.transport.sysfs_root)
     device = HidgDevice(args.hidg, udc_state_file=gadget.udc_state_file())
     edges = EdgeQueue()
@@ -124,7 +177,7 @@ async def _run(args: argparse.Namespace) -> int:
     button = GpioButton(BUTTON_PIN, edges, pull_up=config.button.pull_up,
                         bounce_s=config.button.bounce_s, pin_factory=factory)
     pin = factory.pin(BUTTON_PIN)
-    parts = build(config, recorder=RecorderAdapter(source), transcriber=transcriber,
+    parts = build(config, recorder=RecorderAdapter(saving), transcriber=transcriber,
                   gate=build_gate(config), device=device, led=FakeLed())
     controller = parts.controller
     loop = asyncio.get_running_loop()
@@ -146,6 +199,8 @@ async def _run(args: argparse.Namespace) -> int:
         transcript = record.transcript
         _emit("DONE", {
             "n": len(controller.records), "typed": record.typed, "cancelled": record.cancelled,
+            "captured_s": saving.last_s, "captured_wav": saving.last_path,
+            "audio_status_messages": overflows.take(),
             "transcript": transcript.text if transcript else None,
             "dropped": transcript.dropped if transcript else None,
             "audio_s": transcript.audio_s if transcript else None,
@@ -182,6 +237,7 @@ async def _run(args: argparse.Namespace) -> int:
     os.mkfifo(args.control)
     threading.Thread(target=read_commands, name="driver-commands", daemon=True).start()
     states = asyncio.create_task(report_states())
+    overflows.take()  # count from here on
     _emit("READY", {"capture": capture_name, "rate": source.native_rate, "channels": source.channels,
                     "model": config.stt.model, "model_load_s": round(model_s, 2), "pid": os.getpid()})
     try:
@@ -214,7 +270,7 @@ def play(args: argparse.Namespace) -> int:
     # The caller presses the button when it sees this; the leading silence covers its latency.
     _emit("PLAYING", {"device": device, "lead_s": args.lead_s})
     t0 = time.monotonic()
-    sd.play(frames, samplerate=args.rate, device=device, blocking=True)
+    sd.play(frames, samplerate=args.rate, device=device, blocking=True, latency="high")
     _emit("PLAYED", {"device": device, "seconds": round(frames.shape[0] / args.rate, 3),
                      "wall_s": round(time.monotonic() - t0, 3)})
     return 0
@@ -234,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--model", default="tiny.en", help="Whisper model (default: %(default)s)")
     run.add_argument("--rate", type=float, default=1000.0,
                      help="reports per second at most (default: %(default)s)")
+    run.add_argument("--channels", type=int, default=1,
+                     help="capture channels (the player must use the same; default: %(default)s)")
+    run.add_argument("--block-ms", type=int, default=30,
+                     help="capture block length in ms (default: %(default)s, as the daemon)")
+    run.add_argument("--save-dir", type=Path, default=None,
+                     help="write each captured utterance as a WAV file here (diagnosis)")
     run.add_argument("--pairing-hold-s", type=float, default=30.0,
                      help="button hold that starts Bluetooth pairing (default: %(default)s)")
     pl = sub.add_parser("play", help="play a WAV file into the snd-aloop playback side")

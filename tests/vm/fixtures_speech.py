@@ -33,6 +33,12 @@ class Clip:
     text: str
     source: str
 
+    @property
+    def seconds(self) -> float:
+        """Length of the WAV file in seconds."""
+        with wave.open(str(self.wav), "rb") as w:
+            return w.getnframes() / w.getframerate()
+
 
 def recording(clip_id: str = RECORDING_ID, speech_dir: Path = SPEECH_DIR) -> Clip:
     """The clip ``clip_id`` of the shared speech set (FileNotFoundError naming what is missing)."""
