@@ -142,10 +142,14 @@ def machine_info() -> dict[str, str]:
     """CPU model, cores, OS, library versions, date (UTC)."""
     cpu = platform.processor() or platform.machine()
     try:
+        fields: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "model\t")):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip().lower(), value.strip())
+        # x86: "model name"; Raspberry Pi: "Model" (board) and "Hardware"
+        cpu = fields.get("model name") or fields.get("hardware") or cpu
+        if fields.get("model") and not fields["model"].isdigit():
+            cpu = f"{fields['model']} ({cpu})"
     except OSError:
         pass
     versions = {}
@@ -165,7 +169,7 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
 
 
 def render_markdown(summaries: Sequence[VariantSummary], machine: dict[str, str], clips: Sequence[Clip],
-                    plot_rel: str | None, quick: bool) -> str:
+                    plot_rel: str | None, quick: bool, rounds: int = 1) -> str:
     """The BENCHMARKS.md speech section (without the markers)."""
     kinds = {k: sum(1 for c in clips if c.kind == k) for k in ("real", "piper", "nonspeech")}
     real_s = sum(len(c.samples) for c in clips if c.kind == "real") / 16_000
@@ -174,8 +178,9 @@ def render_markdown(summaries: Sequence[VariantSummary], machine: dict[str, str]
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['os']}, Python {machine['python']}, "
         f"CTranslate2 {machine['ctranslate2']}, faster-whisper {machine['faster_whisper']}; {machine['date']}. "
-        "The machine is shared, so absolute times are noisy; all variants ran in the same run, one "
-        "after the other, each in its own process.",
+        f"The machine is shared, so absolute times are noisy; all variants ran in the same run, each "
+        f"in its own processes, interleaved in {rounds} round(s) (each round: every variant on a share "
+        "of the clips), so load changes hit all variants alike.",
         "",
         f"Clips: {kinds['real']} real recordings ({real_s:.0f} s, `../shared/speech`), {kinds['piper']} "
         f"Piper (joe, en_US) sentences, {kinds['nonspeech']} clips without speech (silence, room/white/"
@@ -183,7 +188,7 @@ def render_markdown(summaries: Sequence[VariantSummary], machine: dict[str, str]
         "latency is measured from handing over the whole clip. WER: Whisper's English normaliser, "
         "total errors / total reference words. First/last word: median over all speech clips. "
         "RTF: processing time / audio time. Peak RSS: the variant's own process. Cold start: process "
-        "start to model loaded and warmed. Non-speech: characters produced on the non-speech clips.",
+        "start to model loaded and warmed (median over the rounds). Non-speech: characters produced on the non-speech clips.",
         "",
         "| variant | WER real | WER Piper | first word (median / p90) | last word (median) | RTF | "
         "peak RSS | cold start | non-speech chars | padded fallbacks |",
@@ -308,31 +313,46 @@ def prepare_models(variants: Sequence[Variant], progress=print) -> None:  # noqa
 
 def run_bench(manifest: Path, variants: Sequence[Variant], quick: bool, benchmarks: Path | None,
               plot_path: Path | None, json_out: Path | None = None, timeout_s: float = 3600,
-              piper: bool = True, progress=print) -> list[VariantSummary]:  # noqa: ANN001
+              piper: bool = True, progress=print, rounds: int = 3) -> list[VariantSummary]:  # noqa: ANN001
     """Run every variant on the same clips; write BENCHMARKS.md / plot / raw JSON if asked."""
     prepare_models(variants, progress)
     clips = prepare_clips(manifest, quick, piper)
     machine = machine_info()
     summaries: list[VariantSummary] = []
     raw: list[dict] = []
+    rounds = max(1, min(rounds, len(clips)))
+    merged: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="voicekey-bench-") as tmp:
         workdir = Path(tmp)
-        index = {"clips": []}
+        blocks: list[dict] = [{"clips": []} for _ in range(rounds)]
         for i, clip in enumerate(clips):
             file = workdir / f"clip{i:03d}.npy"
             np.save(file, clip.samples)
-            index["clips"].append({"id": clip.id, "kind": clip.kind, "file": str(file)})
-        index_path = workdir / "clips.json"
-        index_path.write_text(json.dumps(index))
-        for variant in variants:
-            progress(f"bench: {variant.name} ...")
-            data = run_variant(variant, index_path, workdir, timeout_s)
-            raw.append(data)
-            summary = summarise(data, clips)
-            summaries.append(summary)
-            progress(f"  WER {_fmt(summary.wer_real and 100 * summary.wer_real, '.2f')} %, first word "
-                     f"{_fmt(summary.first_word_ms, '.0f')} ms, last word {_fmt(summary.last_word_ms, '.0f')} ms, "
-                     f"RSS {summary.peak_rss_mb:.0f} MB, non-speech chars {summary.nonspeech_chars}")
+            blocks[i % rounds]["clips"].append({"id": clip.id, "kind": clip.kind, "file": str(file)})
+        # The machine is shared and its load drifts over minutes. Each round runs every variant on
+        # one slice of the clips (variant order rotated per round), so a slow spell hits all
+        # variants alike instead of whichever happened to run then.
+        for r, block in enumerate(blocks):
+            index_path = workdir / f"clips-{r}.json"
+            index_path.write_text(json.dumps(block))
+            shift = r % len(variants)
+            for variant in [*variants[shift:], *variants[:shift]]:
+                progress(f"bench: round {r + 1}/{rounds}: {variant.name} ...")
+                data = run_variant(variant, index_path, workdir, timeout_s)
+                into = merged.setdefault(variant.name, {"variant": data["variant"], "clips": [],
+                                                        "peak_rss_mb": 0.0, "cold_starts_ms": []})
+                into["clips"] += data["clips"]
+                into["peak_rss_mb"] = max(into["peak_rss_mb"], data["peak_rss_mb"])
+                into["cold_starts_ms"].append(data["cold_start_ms"])
+    for variant in variants:
+        data = merged[variant.name]
+        data["cold_start_ms"] = statistics.median(data["cold_starts_ms"])
+        raw.append(data)
+        summary = summarise(data, clips)
+        summaries.append(summary)
+        progress(f"  {variant.name}: WER {_fmt(None if summary.wer_real is None else 100 * summary.wer_real, '.2f')} %, "
+                 f"first word {_fmt(summary.first_word_ms, '.0f')} ms, last word {_fmt(summary.last_word_ms, '.0f')} ms, "
+                 f"RSS {summary.peak_rss_mb:.0f} MB, non-speech chars {summary.nonspeech_chars}")
     if json_out:
         json_out.write_text(json.dumps({"machine": machine, "variants": raw}, indent=1))
     plot_rel = None
@@ -341,7 +361,7 @@ def run_bench(manifest: Path, variants: Sequence[Variant], quick: bool, benchmar
         if benchmarks:
             plot_rel = os.path.relpath(plot_path, benchmarks.parent)
     if benchmarks:
-        write_section(benchmarks, render_markdown(summaries, machine, clips, plot_rel, quick))
+        write_section(benchmarks, render_markdown(summaries, machine, clips, plot_rel, quick, rounds))
     return summaries
 
 

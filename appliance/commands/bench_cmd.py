@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-write", action="store_true", help="print results only; do not touch files")
     p.add_argument("--plot", type=Path, default=REPO_ROOT / "docs" / "speech-bench.png",
                    help="where the latency-vs-WER PNG goes (default: docs/speech-bench.png)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="interleave the variants in this many rounds, each on a share of the clips "
+                        "(default 3; 1 with --quick)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw per-clip results here")
     p.set_defaults(func=run)
 
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
                               fix="choose from: " + "; ".join(v.name for v in FULL_VARIANTS))
     run_bench(args.manifest or default_manifest(), variants, args.quick,
               None if args.no_write else args.output, None if args.no_write else args.plot,
-              json_out=args.json, piper=not args.no_piper, progress=lambda m: print(m, flush=True))
+              json_out=args.json, piper=not args.no_piper, progress=lambda m: print(m, flush=True),
+              rounds=args.rounds or (1 if args.quick else 3))
     if not args.no_write:
         print(f"wrote {args.output} and {args.plot}")
     return 0

@@ -5,10 +5,12 @@ so the encoder costs the same for a 2 s command as for 30 s of speech, and it re
 per segment. Here we call :class:`ctranslate2.models.Whisper` directly:
 
 * **Short window.** The encoder gets the clip's frames plus a margin, with a minimum (see
-  :class:`WindowPolicy`), the rest filled with zeros in the *normalised log-mel* domain. Without the
-  minimum Whisper loops; padding with waveform silence instead costs accuracy. A runaway guard
-  (token budget, repetition loop, compression ratio, log-prob) re-runs a clip through the usual
-  padded 30 s window when the short pass looks wrong.
+  :class:`WindowPolicy`; default 1000 frames, clip + 200), the rest filled with the log-mel of
+  silence (or, configurable, zeros in the normalised log-mel domain). The encoder then costs about
+  a third of the padded pass. Too short a window makes Whisper loop, so a runaway guard (token
+  budget, repetition loop, compression ratio, log-prob) re-runs the clip with longer windows
+  (1500 frames, then Whisper's 30 s) when the short pass looks wrong; words already handed out are
+  kept and the re-run's text continues after them.
 * **Words while decoding.** ``Whisper.generate`` (CTranslate2 4.x) has no token callback. It does
   accept a forced prefix (tokens after ``<|notimestamps|>`` in the prompt) and reuses an encoder
   output, so decoding runs in a few calls: the first stops after a handful of tokens, which is
@@ -17,8 +19,9 @@ per segment. Here we call :class:`ctranslate2.models.Whisper` directly:
   early call (first word) and then finishes in one go. Only complete words (followed by a token
   that starts a new word, or the end) are handed out, so nothing typed is ever taken back.
 * **Hallucination guard.** No model work for silent clips (RMS) or clips the VAD rejects; Whisper's
-  no-speech rule (no-speech probability and log-prob); no text that is only punctuation; loops are
-  capped. Words are held back until the end whenever the no-speech probability is high.
+  no-speech rule (no-speech probability > 0.6 and log-prob < -1) plus a strict one (no-speech
+  probability > 0.8 alone); no text that is only punctuation; loops are capped. Words are held back
+  until the end whenever the no-speech probability is above 0.6.
 """
 
 from __future__ import annotations
@@ -347,9 +350,11 @@ class WhisperTranscriber:
         out[:, :min(frames, segment.shape[1])] = segment[:, :frames]
         return out
 
-    def _padded(self, seg_samples: np.ndarray, stats: _Stats) -> np.ndarray:
+    def _padded(self, seg_samples: np.ndarray, stats: _Stats, frames: int = FULL_FRAMES) -> np.ndarray:
+        """Features of the samples followed by digital silence, ``frames`` long (Whisper's padding)."""
         tf = time.perf_counter()
-        features = self._features(seg_samples, padding=FULL_FRAMES * HOP)[:, :FULL_FRAMES]
+        padding = max(HOP, frames * HOP - len(seg_samples))
+        features = self._features(seg_samples, padding=padding)[:, :frames]
         stats.features_ms += (time.perf_counter() - tf) * 1000
         return np.ascontiguousarray(features, dtype=np.float32)
 
@@ -386,7 +391,6 @@ class WhisperTranscriber:
         reason = runaway_reason(tokens, text, avg_logprob, budget, guards)
         if reason and not padded_mode and self.settings.fallback:
             stats.fallback = reason
-            padded = self._padded(seg_samples, stats)
             tried: set[int] = set()
             for wanted in self.settings.fallback_frames:
                 frames = min(FULL_FRAMES, max(wanted, segment.shape[1] + self.settings.window.margin_frames))
@@ -395,7 +399,8 @@ class WhisperTranscriber:
                     continue
                 tried.add(frames)
                 log.info("short window pass rejected (%s); re-running with %d frames", reason, frames)
-                encoded = self._encode(np.ascontiguousarray(padded[:, :frames]), stats)
+                del encoded  # free the previous pass's encoder output first
+                encoded = self._encode(self._padded(seg_samples, stats, frames), stats)
                 stats.window = max(stats.window, frames)
                 result = self._generate(encoded, [], budget, True, stats)
                 tokens = list(result.sequences_ids[0])
