@@ -167,6 +167,8 @@ class Guest:
         self.cpus = cpus or int(os.environ.get("VOICEKEY_VM_CPUS", "1"))
         self.accel = accel or os.environ.get("VOICEKEY_VM_ACCEL", "tcg")
         self.python = python or sys.executable
+        self.cpu_model = os.environ.get("VOICEKEY_VM_CPU") or ("max" if self.accel == "tcg"
+                                                               else "host")
         self.boot_timeout = boot_timeout
         self.rundir = self.cache / "runs" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.share = self.rundir / "share"
@@ -200,7 +202,7 @@ class Guest:
         (self.share / "boot.env").write_text(
             "".join(f"{k}={shlex.quote(v)}\n" for k, v in env_lines.items()))
         cmd = [
-            QEMU, "-accel", self.accel, "-cpu", "max" if self.accel == "tcg" else "host",
+            QEMU, "-accel", self.accel, "-cpu", self.cpu_model,
             "-m", str(self.memory_mb), "-smp", str(self.cpus),
             "-nographic", "-nodefaults", "-no-user-config", "-no-reboot",
             "-serial", f"file:{self.console_log}",

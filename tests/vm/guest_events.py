@@ -3,8 +3,10 @@
 Standard library only. Sub-commands (``python tests/vm/guest_events.py --help``):
 
 ``find``            print the /dev/input/eventN of the gadget's keyboard (waits for it to appear).
-``record OUT``      append every EV_KEY event as a JSON line ``{"code", "value", "time"}`` to OUT,
-                    flushed per line, until SIGTERM/SIGINT. Prints ``READY <device>`` once listening.
+``record OUT``      append every EV_KEY event as a JSON line ``{"code", "value", "time"}`` to OUT
+                    until SIGTERM/SIGINT. Prints ``READY <device>`` once listening. On SIGUSR1 it
+                    taps the end-of-stream sentinel key (F12) through ``--hidg`` and exits once
+                    the sentinel's release arrived: every event before it has been recorded.
                     If the device goes away (unplug) it writes a ``{"gone": ...}`` line, synthetic
                     releases (``"synthetic": true``) for keys still held — what a host's input stack
                     does when a keyboard vanishes — and waits for the keyboard to come back.
@@ -46,6 +48,9 @@ INPUT_EVENT = struct.Struct("llHHi")
 EV_SYN = 0x00
 EV_KEY = 0x01
 SYN_DROPPED = 3
+#: The end-of-stream sentinel: HID usage F12 (0x45) = evdev KEY_F12 (88); it types no text.
+SENTINEL_USAGE = 0x45
+SENTINEL_CODE = 88
 KEY_MAX = 0x2FF
 _KEY_BYTES = KEY_MAX // 8 + 1
 # EVIOCGKEY(len) = _IOC(_IOC_READ, 'E', 0x18, len)   (include/uapi/linux/input.h)
@@ -176,7 +181,8 @@ def _realtime_priority() -> None:
         pass
 
 
-def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int:
+def record(out_path: Path, vid: int | None, pid: int | None, wait: float,
+           hidg: Path = Path("/dev/hidg0")) -> int:
     """The ``record`` sub-command (see module docstring).
 
     Reading is kept hot: a writer thread writes the lines to ``out_path`` (possibly on 9p, slow)
@@ -185,13 +191,19 @@ def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int
     ``{"dropped": ...}`` line says so, so a test can tell a harness overflow from a typing bug.
     """
     stop = [False]
+    finish = [False]
 
     def on_signal(signum: int, frame: object) -> None:
         stop[0] = True
 
+    def on_finish(signum: int, frame: object) -> None:
+        finish[0] = True
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGUSR1, on_finish)
     _realtime_priority()
+    tapped = False
     device = wait_keyboard(wait, vid, pid)
     if device is None:
         print(f"no keyboard on the dummy_hcd bus after {wait} s", file=sys.stderr)
@@ -232,6 +244,9 @@ def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int
             gone = False
             pending = b""
             while True:
+                if finish[0] and not tapped:
+                    tap(hidg, SENTINEL_USAGE)
+                    tapped = True
                 if not stop[0]:
                     try:
                         readable = select.select([fd], [], [], 0.05)[0]
@@ -266,6 +281,8 @@ def record(out_path: Path, vid: int | None, pid: int | None, wait: float) -> int
                     elif value == 0:
                         pressed.discard(code)
                     emit({"code": code, "value": value, "time": sec + usec / 1e6})
+                    if tapped and code == SENTINEL_CODE and value == 0:
+                        stop[0] = True
             os.close(fd)
             if not gone:
                 break
@@ -306,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("find", help="print the keyboard's /dev/input/eventN")
     rec = sub.add_parser("record", help="record EV_KEY events as JSON lines until SIGTERM")
     rec.add_argument("out", type=Path)
+    rec.add_argument("--hidg", type=Path, default=Path("/dev/hidg0"),
+                     help="gadget device for the sentinel key (default: %(default)s)")
     sub.add_parser("held", help="print the keys the kernel believes are held")
     sub.add_parser("leds", help="print the LEDs lit on the keyboard")
     hk = sub.add_parser("hold-kill", help="SIGKILL PID as soon as a key is held")
@@ -318,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.cmd == "record":
-        return record(args.out, args.vid, args.pid, args.wait)
+        return record(args.out, args.vid, args.pid, args.wait, args.hidg)
     if args.cmd == "tap":
         tap(args.device, args.usage, args.modifiers)
         return 0
