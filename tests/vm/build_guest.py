@@ -20,6 +20,7 @@ The result is ``<cache>/guest/vmlinuz`` + ``<cache>/guest/initramfs.cpio`` + ``m
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import logging
@@ -230,8 +231,18 @@ def _write_cpio(root: Path, out: Path) -> None:
 
 
 def build(cache: Path | None = None, force: bool = False) -> GuestImage:
-    """Build the guest kernel + initramfs into ``cache`` (default :func:`cache_dir`), or reuse it."""
+    """Build the guest kernel + initramfs into ``cache`` (default :func:`cache_dir`), or reuse it.
+
+    Several test sessions may start at once; a lock file serialises them.
+    """
     cache = cache or cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(cache, force)
+
+
+def _build_locked(cache: Path, force: bool) -> GuestImage:
     guest = cache / "guest"
     manifest = guest / "manifest.json"
     init_src = HERE / "init.sh"

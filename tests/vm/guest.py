@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,9 +223,11 @@ class Guest:
         try:
             self._wait_for(ready.exists, self.boot_timeout, "the guest to boot")
         except GuestError as exc:
-            self.close()
-            raise GuestError(f"{exc}\n--- console ({self.console_log})\n{self.console_tail()}") \
-                from None
+            details = (f"QEMU stderr: {self._qemu_stderr()}\n"
+                       f"--- console (kept in {self.cache / 'last-console.log'})\n"
+                       f"{self.console_tail()}")
+            self.close(timeout=5)
+            raise GuestError(f"{exc}\n{details}") from None
         self.release = json.loads(ready.read_text())["release"]
         log.info("guest up: kernel %s", self.release)
 
@@ -294,7 +297,7 @@ class Guest:
         tmp.write_text(text)
         os.replace(tmp, path)
 
-    def _wait_for(self, condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    def _wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             qemu = self._qemu
