@@ -114,6 +114,48 @@ class _StatusCounter(logging.Handler):
         return counts
 
 
+class _FixedRateBackend:
+    """The real sounddevice backend, reporting ``rate`` as every input's default sample rate.
+
+    :class:`SoundDeviceSource` opens a device at its default rate (44.1 kHz for snd-aloop) and
+    resamples to 16 kHz in the audio callback; in the emulated guest that is slower than real time
+    and PortAudio reports input overflows. snd-aloop takes any rate, so the guest opens it at
+    ``rate`` instead (16 kHz: no resampling), with a ``latency`` s ALSA buffer. Otherwise this is
+    the real backend.
+    """
+
+    def __init__(self, rate: int, latency: float) -> None:
+        from appliance.audio.capture import SoundDeviceBackend
+
+        self.real = SoundDeviceBackend()
+        self.rate = rate
+        self.latency = latency
+
+    def _fix(self, info):  # noqa: ANN001, ANN202 - InputDeviceInfo
+        return dataclasses.replace(info, default_samplerate=float(self.rate))
+
+    def query_input(self, device):  # noqa: ANN001, ANN201
+        return self._fix(self.real.query_input(device))
+
+    def list_inputs(self):  # noqa: ANN201
+        return [self._fix(info) for info in self.real.list_inputs()]
+
+    def open_input(self, *, device, samplerate, channels, blocksize, callback,  # noqa: ANN001, ANN201
+                   finished_callback):
+        # As SoundDeviceBackend.open_input, plus a large ALSA buffer: the emulated guest's vCPU is
+        # descheduled for long stretches, and PortAudio's default low-latency buffer overflows then.
+        sd = self.real.sd
+        try:
+            return sd.InputStream(device=device, samplerate=samplerate, channels=channels,
+                                  dtype="float32", blocksize=blocksize, callback=callback,
+                                  finished_callback=finished_callback, latency=self.latency)
+        except sd.PortAudioError as exc:
+            raise OSError(str(exc)) from exc
+
+    def rescan(self) -> None:
+        self.real.rescan()
+
+
 class _SavingSource:
     """Wraps the capture source: each utterance is also written to a WAV file (for diagnosis).
 
@@ -135,10 +177,16 @@ class _SavingSource:
         self.count += 1
         self.last_s = round(audio.size / 16000, 3)
         if self.save_dir is not None:
-            from tests.vm.fixtures_speech import write_wav
+            import wave
+
+            import numpy as np
 
             path = self.save_dir / f"utterance-{os.getpid()}-{self.count}.wav"
-            write_wav(path, audio)
+            with wave.open(str(path), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(16000)
+                out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
             self.last_path = str(path)
         return audio
 
@@ -163,8 +211,9 @@ async def _run(args: argparse.Namespace) -> int:
                              max_utterance_s=config.audio.max_utterance_s)
     # The stall detector would re-open the stream whenever the (slow, emulated) guest starves the
     # audio thread for 2 s; this test is about the pipeline, not about microphone unplugs.
-    source = SoundDeviceSource(capture_name, options, channels=args.channels, block_ms=args.block_ms,
-                               stall_timeout_s=None)
+    backend = _FixedRateBackend(args.capture_rate, args.capture_latency) if args.capture_rate else None
+    source = SoundDeviceSource(capture_name, options, backend=backend, channels=args.channels,
+                               block_ms=args.block_ms, stall_timeout_s=None)
     source.open()
     overflows = _StatusCounter()
     logging.getLogger("appliance.audio.capture").addHandler(overflows)
@@ -292,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
                      help="reports per second at most (default: %(default)s)")
     run.add_argument("--channels", type=int, default=1,
                      help="capture channels (the player must use the same; default: %(default)s)")
+    run.add_argument("--capture-rate", type=int, default=None,
+                     help="open the capture at this rate instead of its default (16000: no resampling)")
+    run.add_argument("--capture-latency", type=float, default=1.0,
+                     help="with --capture-rate: ALSA buffer in seconds (default: %(default)s)")
     run.add_argument("--block-ms", type=int, default=30,
                      help="capture block length in ms (default: %(default)s, as the daemon)")
     run.add_argument("--save-dir", type=Path, default=None,
