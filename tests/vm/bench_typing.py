@@ -88,7 +88,8 @@ def machine_description(guest: Guest) -> str:
             "typist run many times slower than on real hardware; absolute numbers are a lower "
             "bound)" if guest.accel == "tcg" else "")
     return (f"- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
-            f"- Machine: {cpu}, {os.cpu_count()} cores, host kernel {platform.release()}\n"
+            f"- Machine: {cpu}, {os.cpu_count()} cores, host kernel {platform.release()}, "
+            f"load average {os.getloadavg()[0]:.1f} at the end (other work shares these cores)\n"
             f"- Guest: Debian kernel {guest.release}, {guest.cpus} vCPU, {guest.memory_mb} MiB, "
             f"{qemu}, accelerator {accel}{note}\n"
             "- Path: `voicekey type` -> /dev/hidg0 -> usb_f_hid -> dummy_hcd -> usbhid -> "
