@@ -104,7 +104,11 @@ def piper_clips(sentences: tuple[str, ...] = PIPER_SENTENCES) -> list[Clip]:
     Uses ``appliance.audio.piper_source.synthesize`` when the audio stage provides it.
     """
     try:
-        from appliance.audio.piper_source import synthesize  # type: ignore[import-not-found]
+        from functools import partial
+
+        from appliance.audio.piper_source import synthesize as speak
+
+        synthesize = partial(speak, deterministic=True)  # same samples on every run
     except ImportError:
         synthesize = _piper_synthesizer()
     return [Clip(f"piper_{i:02d}", "piper", text, np.asarray(synthesize(text), dtype=np.float32))

@@ -32,7 +32,7 @@ def load_audio(path: Path) -> np.ndarray:
     if not path.is_file():
         raise AudioError(f"audio file {path} does not exist", fix="check the path")
     try:
-        from appliance.audio.file_source import read_audio  # the audio stage's reader, when present
+        from appliance.audio.files import load_audio as read_audio  # the audio stage's decoder
     except ImportError:
         read_audio = None
     try:
