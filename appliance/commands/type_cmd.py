@@ -41,12 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_type(args: argparse.Namespace) -> int:
     from appliance.hid import encoder
-    from appliance.hid.layouts import get_layout
+    from appliance.hid.layouts import load_layout
     from appliance.transport.typist import Typist
     from appliance.transport.usb import HidgDevice
 
     text = sys.stdin.read() if args.text == "-" else args.text
-    layout = get_layout(args.layout)
+    layout = load_layout(args.layout)
     options = encoder.EncoderOptions(unmapped=args.unmapped, host_os=args.host_os,
                                      allow_newline=args.allow_newline, allow_tab=args.allow_tab)
     encoded = encoder.encode(text, layout, options)
