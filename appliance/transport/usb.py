@@ -16,6 +16,7 @@ import asyncio
 import errno
 import logging
 import os
+import select
 import time
 from pathlib import Path
 
@@ -32,12 +33,19 @@ class HidgDevice:
     """Non-blocking writer/reader of a hidg character device, driven by the asyncio loop."""
 
     def __init__(self, path: str | Path = "/dev/hidg0", udc_state_file: str | Path | None = None,
-                 write_timeout: float = 0.5) -> None:
+                 write_timeout: float = 0.5, spin_ms: int = 3) -> None:
         """``udc_state_file`` is ``/sys/class/udc/<udc>/state``; None (a plain file standing in for
-        the device, or an unknown UDC) means the host is assumed present."""
+        the device, or an unknown UDC) means the host is assumed present.
+
+        ``spin_ms``: how long to wait for a report's completion with a plain poll() before handing
+        the wait to the event loop. The host polls a full-speed keyboard every millisecond or so;
+        waiting through the loop's machinery per report costs more than that on a Pi Zero.
+        """
         self.path = Path(path)
         self.udc_state_file = Path(udc_state_file) if udc_state_file else None
         self.write_timeout = write_timeout
+        self.spin_ms = spin_ms
+        self._state_fd = -1
         self._leds = 0
         self._led_event: asyncio.Event | None = None
         self._reader_loop: asyncio.AbstractEventLoop | None = None
@@ -55,14 +63,22 @@ class HidgDevice:
             raise TransportError(f"cannot open HID device {self.path}: {exc.strerror}",
                                  fix="check `voicekey gadget status`") from exc
         self._is_char_device = self.path.is_char_device()
+        self._poll = select.poll()
+        self._poll.register(self.fd, select.POLLOUT)
 
     # ---- host state -------------------------------------------------------------------------
     def udc_state(self) -> str | None:
         if self.udc_state_file is None:
             return None
         try:
-            return self.udc_state_file.read_text().strip()
+            if self._state_fd < 0:
+                self._state_fd = os.open(self.udc_state_file, os.O_RDONLY | os.O_CLOEXEC)
+            # sysfs attributes are re-read from offset 0 on a kept-open fd: one syscall per check.
+            return os.pread(self._state_fd, 64, 0).decode().strip()
         except OSError:
+            if self._state_fd >= 0:
+                os.close(self._state_fd)
+                self._state_fd = -1
             return None
 
     def host_connected(self) -> bool:
@@ -147,6 +163,8 @@ class HidgDevice:
                 written = os.write(self.fd, report)
             except BlockingIOError:
                 # The previous report is still in flight: wait for the host to poll it.
+                if self._poll.poll(self.spin_ms):
+                    continue
                 if not await self._writable(self.write_timeout) and not self.host_connected():
                     raise DeliveryFailed(f"host stopped reading {self.path} (UDC {self.udc_state()})",
                                          delivered=False) from None
@@ -163,9 +181,10 @@ class HidgDevice:
         if not self._is_char_device:
             return
         # Wait for completion, then judge from the UDC state whether the host took it.
-        while not await self._writable(self.write_timeout):
-            if not self.host_connected():
-                break
+        if not self._poll.poll(self.spin_ms):
+            while not await self._writable(self.write_timeout):
+                if not self.host_connected():
+                    break
         if not self.host_connected():
             raise DeliveryFailed(f"host went away from {self.path} (UDC {self.udc_state()})",
                                  delivered=False)
@@ -180,6 +199,9 @@ class HidgDevice:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self._state_fd >= 0:
+            os.close(self._state_fd)
+            self._state_fd = -1
 
 
 def release_all_now(path: str | Path, timeout: float = 1.0) -> bool:
