@@ -15,19 +15,24 @@ import sys
 from appliance import __version__
 from appliance.errors import VoiceKeyError
 
-#: Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = (
-    "appliance.commands.run_cmd",
-    "appliance.commands.type_cmd",
-    "appliance.commands.gadget_cmd",
-    "appliance.commands.doctor_cmd",
-    "appliance.commands.transcribe_cmd",
-    "appliance.commands.models_cmd",
-    "appliance.commands.bench_cmd",
-)
+#: Sub-command name -> the module that registers it, in the order ``--help`` lists them. Only the
+#: module of the command being run is imported, so ``voicekey release`` (the service's stop action)
+#: and ``voicekey type`` start fast even on a Pi Zero.
+COMMANDS = {
+    "run": "appliance.commands.run_cmd",
+    "demo": "appliance.commands.run_cmd",
+    "type": "appliance.commands.type_cmd",
+    "release": "appliance.commands.type_cmd",
+    "gadget": "appliance.commands.gadget_cmd",
+    "transcribe": "appliance.commands.transcribe_cmd",
+    "models": "appliance.commands.models_cmd",
+    "bench": "appliance.commands.bench_cmd",
+    "doctor": "appliance.commands.doctor_cmd",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that command's module is imported."""
     parser = argparse.ArgumentParser(
         prog="voicekey",
         description="VoiceKey: hold the button, speak, release; the words are typed on the host.",
@@ -37,13 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more logging (-v info, -vv debug; debug shows transcripts)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[only]] if only in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _command_word(argv: list[str]) -> str | None:
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=_command_word(argv))
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -379,5 +379,5 @@ def test_command_json_and_exit_status(tmp_path, capsys):
 
 
 def test_command_is_registered():
-    from appliance.cli import COMMAND_MODULES
-    assert "appliance.commands.doctor_cmd" in COMMAND_MODULES
+    from appliance.cli import COMMANDS
+    assert COMMANDS["doctor"] == "appliance.commands.doctor_cmd"
