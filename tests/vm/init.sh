@@ -48,8 +48,22 @@ mount -t devtmpfs devtmpfs /host/dev
 mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts devpts /host/dev/pts
 mount -t tmpfs tmpfs /host/dev/shm
-mount -t tmpfs tmpfs /host/tmp
-mount -t tmpfs tmpfs /host/run
+# The guest needs a writable /tmp and /run, but the checkout (and ../shared beside it) may live
+# under one of them on the host (CI clones anywhere): keep those paths visible through the tmpfs.
+for top in /tmp /run; do
+    mkdir -p "/orig$top"
+    mount --bind "/host$top" "/orig$top"
+    mount -t tmpfs tmpfs "/host$top"
+    for keep in "$REPO" "${REPO%/*}/shared"; do
+        case "$keep" in
+            "$top"/*)
+                if [ -d "/orig$keep" ]; then
+                    mkdir -p "/host$keep"
+                    mount --bind "/orig$keep" "/host$keep" || fail "cannot keep $keep visible"
+                fi ;;
+        esac
+    done
+done
 mount --bind /share "/host$SHARE_PATH" || fail "cannot bind the share at $SHARE_PATH"
 
 echo "voicekey-guest: modules loaded, starting agent $AGENT"
