@@ -44,12 +44,13 @@ FULL_VARIANTS: tuple[Variant, ...] = (
     Variant("short window, tiny.en float32", compute_type="float32"),
     Variant("short window, tiny.en int8, one decoder call", stream_chunks=()),
     Variant("short window, tiny.en int8, zeros fill 500+200", min_frames=500, margin_frames=200, fill="zeros"),
+    Variant("short window, tiny.en int8, silence fill 750+200", min_frames=750, margin_frames=200),
     Variant("short window, tiny.en int8 (VoiceKey default)"),
     Variant(f"{STOCK}, base int8", engine="stock", model="base"),
     Variant("padded greedy, base int8", model="base", window="padded", stream_chunks=()),
     Variant("short window, base int8", model="base"),
 )
-QUICK_VARIANTS: tuple[Variant, ...] = (FULL_VARIANTS[0], FULL_VARIANTS[2], FULL_VARIANTS[6])
+QUICK_VARIANTS: tuple[Variant, ...] = (FULL_VARIANTS[0], FULL_VARIANTS[2], FULL_VARIANTS[7])
 
 
 @dataclass(frozen=True)
