@@ -131,7 +131,8 @@ def build(config: Config, *, recorder, transcriber, gate, device: HidDevice, led
                                                    host_os=config.keyboard.host_os,
                                                    allow_newline=config.keyboard.allow_newline,
                                                    allow_tab=config.keyboard.allow_tab))
-    typist = Typist(device, TypingOptions(rate=config.transport.rate, give_up_s=config.transport.give_up_s),
+    typist = Typist(device, TypingOptions(rate=config.transport.rate, give_up_s=config.transport.give_up_s,
+                                          settle_s=config.transport.settle_s),
                     capslock=capslock_stroke())
     adapter = recorder if hasattr(recorder, "cancel") else RecorderAdapter(recorder)
     stages = Stages(

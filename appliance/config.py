@@ -360,6 +360,8 @@ class TransportConfig:
     """Most keyboard reports per second; 0 = as fast as the host polls."""
     give_up_s: float = _setting(60.0, _float(0.0, 86400.0, "a time", "s"))
     """How long to keep untyped text while the host is away (cable out, asleep) before dropping it."""
+    settle_s: float = _setting(1.0, _float(0.0, 30.0, "a time", "s"))
+    """Pause after the host (re)connects before typing, so its keyboard driver is ready."""
     configfs_root: Path = _setting(Path("/sys/kernel/config"), _abs_path)
     """configfs mount point."""
     sysfs_root: Path = _setting(Path("/sys"), _abs_path)

@@ -48,3 +48,12 @@ def test_type_writes_the_encoders_reports_framed_by_release_all(tmp_path):
                  "--configfs-root", str(tmp_path), "Grüße, Zoë!"]) == 0
     expected = RELEASE_ALL + b"".join(encode("Grüße, Zoë!", "de").reports) + RELEASE_ALL
     assert dev.read_bytes() == expected
+
+
+@pytest.mark.parametrize("option, value", [("--rate", "-1"), ("--settle", "soon"), ("--give-up", "inf")])
+def test_type_rejects_bad_timing_options_naming_them(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["type", option, value, "--device", str(tmp_path / "hidg0"), "hi"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and value in err

@@ -13,15 +13,29 @@ from appliance.transport.typist import TypingOptions
 log = logging.getLogger(__name__)
 
 
+def _seconds_or_rate(value: str) -> float:
+    """argparse type: a number >= 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a finite number >= 0")
+    return number
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("type", help="type TEXT (or stdin with '-') on the host through the HID device")
     p.add_argument("text", help="the text to type, or - to read stdin")
     p.add_argument("--layout", default="us", help="the host's keyboard layout, by xkb name (default: us)")
     p.add_argument("--device", default="/dev/hidg0", help="HID gadget device (default: /dev/hidg0)")
-    p.add_argument("--rate", type=float, default=TypingOptions.rate,
+    p.add_argument("--rate", type=_seconds_or_rate, default=TypingOptions.rate,
                    help=f"reports per second, 0 = as fast as the host polls (default: {TypingOptions.rate:g})")
-    p.add_argument("--give-up", type=float, default=TypingOptions.give_up_s, metavar="SECONDS",
+    p.add_argument("--give-up", type=_seconds_or_rate, default=TypingOptions.give_up_s, metavar="SECONDS",
                    help="how long to keep unsent text while the host is away")
+    p.add_argument("--settle", type=_seconds_or_rate, default=TypingOptions.settle_s, metavar="SECONDS",
+                   help="pause after the host (re)connects before typing on "
+                        f"(default: {TypingOptions.settle_s:g})")
     p.add_argument("--unmapped", choices=("transliterate", "skip", "unicode"), default="transliterate",
                    help="what to do with characters the layout cannot type")
     p.add_argument("--host-os", choices=("linux", "windows", "macos"), default="linux",
@@ -55,7 +69,7 @@ def run_type(args: argparse.Namespace) -> int:
     state_file = gadget_from_args(args).udc_state_file()
     device = HidgDevice(args.device, udc_state_file=state_file)
     typist = Typist(device,
-                    TypingOptions(rate=args.rate, give_up_s=args.give_up,
+                    TypingOptions(rate=args.rate, give_up_s=args.give_up, settle_s=args.settle,
                                   caps_lock_compensation=not args.no_caps_compensation),
                     capslock=encoder.capslock_stroke())
     try:

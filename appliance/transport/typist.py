@@ -37,8 +37,9 @@ class TypingOptions:
     """How long to keep unsent text while the host is away before giving up."""
     host_poll_s: float = 0.1
     """How often to look for the host while it is away."""
-    settle_s: float = 0.3
-    """Pause after the host (re)appears, so its input stack is ready before the first key."""
+    settle_s: float = 1.0
+    """Pause after the host (re)appears, so its input stack is ready before the first key: a host
+    that has just enumerated the keyboard drops keys until its driver and consumers are attached."""
     caps_lock_compensation: bool = True
     """Toggle the host's Caps Lock off while typing (and back on after) when its LED is lit."""
     led_wait_s: float = 0.3

@@ -152,6 +152,7 @@ BAD_VALUES = [
     ("transport", "rate", "-1", "0 to 10000 reports per second"),
     ("transport", "rate", "fast", "0 to 10000"),
     ("transport", "give_up_s", "-3", "0 to 86400 s"),
+    ("transport", "settle_s", "31", "0 to 30 s"),
     ("transport", "configfs_root", "null", "absolute path"),
     ("transport", "sysfs_root", "sys", "absolute path"),
     ("controller", "busy_press", "ignore", "cancel, queue"),

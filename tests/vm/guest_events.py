@@ -130,7 +130,7 @@ def wait_keyboard(timeout: float | None, vid: int | None = None, pid: int | None
             return None
         if deadline is not None and time.monotonic() > deadline:
             return None
-        time.sleep(0.02)
+        time.sleep(poll)
 
 
 def _bits(fd: int, request: int, size: int) -> list[int]:
@@ -237,7 +237,7 @@ def record(out_path: Path, vid: int | None, pid: int | None, wait: float,
         ready_printed = False
         while device is not None:
             fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
-            emit({"device": str(device)})
+            emit({"device": str(device), "time": time.time()})
             if not ready_printed:
                 print(f"READY {device}", flush=True)
                 ready_printed = True

@@ -21,7 +21,11 @@ def test_unplug_mid_typing_delivers_everything_exactly_once(keyboard: Guest) -> 
     # "device descriptor read/64, error -71"), so the cable pull is an unbind/rebind of the UDC.
     text = " ".join([corpus_for("us")] * 2)
     with Recorder(keyboard) as recorder:
-        job = keyboard.start(type_command("us", rate=500), input=text)
+        # The host's keyboard consumers (here: the recorder) attach only after it re-enumerated the
+        # gadget; keys typed before that are lost on any host. The typist's settle time covers a
+        # real host (1 s default); the emulated guest runs ~10x slower, so it gets 3 s.
+        job = keyboard.start(type_command("us", rate=500, extra="--settle 3")
+                             .replace("voicekey type", "voicekey -v type"), input=text)
         deadline = time.monotonic() + 120
         while len(recorder.events()) < 100:
             assert not job.done, f"typing finished before the unplug: {job.wait(5)}"
@@ -35,8 +39,19 @@ def test_unplug_mid_typing_delivers_everything_exactly_once(keyboard: Guest) -> 
     assert gone, "the keyboard never went away: the unplug did not happen mid-text"
     assert events[-1].time > json.loads(gone[0])["time"], "nothing was typed after the replug"
     decoded = decode(events, "us")
-    assert decoded.text == text, describe_mismatch(text, decoded)
+    assert decoded.text == text, (describe_mismatch(text, decoded) + "\n"
+                                  + unplug_timeline(recorder.path) + "\n" + result.stderr)
     assert decoded.held == frozenset()
+
+
+def unplug_timeline(path) -> str:
+    """The recorder's lines from just before the unplug to just after the replug (diagnostics)."""
+    lines = path.read_text().splitlines()
+    marks = [i for i, line in enumerate(lines) if '"gone"' in line or '"device"' in line]
+    if len(marks) < 2:
+        return "recorder: no unplug seen"
+    first, last = marks[1], marks[-1]
+    return "recorder around the unplug:\n" + "\n".join(lines[max(0, first - 6):last + 8])
 
 
 def test_sigkill_mid_typing_then_release_leaves_no_key_held(keyboard: Guest) -> None:
