@@ -26,6 +26,9 @@ from appliance.transport.base import DeliveryFailed, HidDevice
 
 log = logging.getLogger(__name__)
 
+#: How far ahead of the pacing schedule a report may go (see :meth:`Typist._send`).
+PACING_SLACK_S = 0.002
+
 
 @dataclass(frozen=True)
 class TypingOptions:
@@ -78,8 +81,11 @@ class Typist:
 
     async def _send(self, report: bytes) -> None:
         if self.options.rate > 0:
+            # A schedule of one slot per 1/rate s. Waits shorter than PACING_SLACK_S are not slept:
+            # the loop's timers cannot sleep that little (a 0.2 ms sleep costs a whole
+            # millisecond), which would halve the rate; the schedule still holds the average.
             now = self.clock()
-            if now < self._next_write:
+            if self._next_write - now > PACING_SLACK_S:
                 await asyncio.sleep(self._next_write - now)
             self._next_write = max(now, self._next_write) + 1.0 / self.options.rate
         await self.device.write_report(report)

@@ -63,8 +63,11 @@ class HidgDevice:
             raise TransportError(f"cannot open HID device {self.path}: {exc.strerror}",
                                  fix="check `voicekey gadget status`") from exc
         self._is_char_device = self.path.is_char_device()
+        # One poll() tells both "the report in flight completed" (POLLOUT) and "the host sent an
+        # LED report" (POLLIN), so the hot path needs no extra read() per keystroke.
         self._poll = select.poll()
-        self._poll.register(self.fd, select.POLLOUT)
+        self._poll.register(self.fd, select.POLLOUT | select.POLLIN)
+        self._leds_read = False
 
     # ---- host state -------------------------------------------------------------------------
     def udc_state(self) -> str | None:
@@ -88,8 +91,12 @@ class HidgDevice:
     # ---- LEDs ------------------------------------------------------------------------------
     @property
     def leds(self) -> int:
+        """The host's LED bits. Kept current by the loop's reader and by the completion polls while
+        typing; read directly only the first time (a report may be waiting since the open)."""
         self._ensure_reader()
-        self._drain_leds()
+        if not self._leds_read:
+            self._leds_read = True
+            self._drain_leds()
         return self._leds
 
     def _ensure_reader(self) -> None:
@@ -137,6 +144,23 @@ class HidgDevice:
         return self._leds
 
     # ---- writing ---------------------------------------------------------------------------
+    def _spin(self, timeout_ms: int) -> bool:
+        """Wait up to ``timeout_ms`` with a plain poll() for the report in flight to complete
+        (POLLOUT); host LED reports seen on the way are taken. False on timeout."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            ready = self._poll.poll(timeout_ms)
+            if not ready:
+                return False
+            revents = ready[0][1]
+            if revents & select.POLLIN:
+                self._drain_leds()
+            if revents & (select.POLLOUT | select.POLLERR | select.POLLHUP):
+                return True
+            timeout_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if timeout_ms == 0:
+                return False
+
     async def _writable(self, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
@@ -163,7 +187,7 @@ class HidgDevice:
                 written = os.write(self.fd, report)
             except BlockingIOError:
                 # The previous report is still in flight: wait for the host to poll it.
-                if self._poll.poll(self.spin_ms):
+                if self._spin(self.spin_ms):
                     continue
                 if not await self._writable(self.write_timeout) and not self.host_connected():
                     raise DeliveryFailed(f"host stopped reading {self.path} (UDC {self.udc_state()})",
@@ -181,7 +205,7 @@ class HidgDevice:
         if not self._is_char_device:
             return
         # Wait for completion, then judge from the UDC state whether the host took it.
-        if not self._poll.poll(self.spin_ms):
+        if not self._spin(self.spin_ms):
             while not await self._writable(self.write_timeout):
                 if not self.host_connected():
                     break

@@ -142,11 +142,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="file to update (default: %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="only print the table")
     parser.add_argument("--no-peer", action="store_true", help="skip the raw-write peer run")
+    parser.add_argument("--cpus", type=int, default=2,
+                        help="guest vCPUs (default: %(default)s: the typist and the guest's host "
+                             "side, which on real hardware are two machines, do not share one "
+                             "emulated CPU; a Pi has four cores)")
     args = parser.parse_args(argv)
 
     text = bench_text(args.chars, args.layout)
     rows: list[Row] = []
-    with Guest() as guest:
+    with Guest(cpus=args.cpus) as guest:
         gadget_up(guest)
         for rate in args.rates:
             label = f"`--rate {rate:g}`" + (" (host polling)" if rate == 0 else "")
