@@ -178,7 +178,8 @@ def render_markdown(summaries: Sequence[VariantSummary], machine: dict[str, str]
         "## Speech to text" + (" (quick run)" if quick else ""),
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['os']}, Python {machine['python']}, "
-        f"CTranslate2 {machine['ctranslate2']}, faster-whisper {machine['faster_whisper']}; {machine['date']}. "
+        f"CTranslate2 {machine['ctranslate2']}, faster-whisper {machine['faster_whisper']}; {machine['date']}"
+        + (f"; load average (1/5/15 min) at the end {machine['load']}" if machine.get("load") else "") + ". "
         f"The machine is shared, so absolute times are noisy; all variants ran in the same run, each "
         f"in its own processes, interleaved in {rounds} round(s) (each round: every variant on a share "
         "of the clips), so load changes hit all variants alike.",
@@ -345,6 +346,7 @@ def run_bench(manifest: Path, variants: Sequence[Variant], quick: bool, benchmar
                 into["clips"] += data["clips"]
                 into["peak_rss_mb"] = max(into["peak_rss_mb"], data["peak_rss_mb"])
                 into["cold_starts_ms"].append(data["cold_start_ms"])
+    machine["load"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     for variant in variants:
         data = merged[variant.name]
         data["cold_start_ms"] = statistics.median(data["cold_starts_ms"])
