@@ -30,6 +30,7 @@ from tests.vm.keyboard import Recorder, char_errors, corpus_for, decode, gadget_
 START = "<!-- typing-bench:start -->"
 END = "<!-- typing-bench:end -->"
 DEFAULT_RATES = (250.0, 500.0, 1000.0, 2000.0, 0.0)
+PEER_LABEL = "peer: raw blocking writes"
 
 
 @dataclass
@@ -108,13 +109,15 @@ def render(rows: list[Row], text_len: int, layout: str, machine: str) -> str:
         "",
         machine,
         "",
-        "| setting | chars/s | errors | delivered | wall s | note |",
-        "|---|---:|---:|---:|---:|---|",
+        "| setting | chars/s | vs peer | errors | delivered | wall s | note |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
+    peer = next((r.chars_per_s for r in rows if r.label.startswith(PEER_LABEL)), None)
     for r in rows:
         cps = f"{r.chars_per_s:.0f}" if r.chars_per_s is not None else "-"
+        ratio = f"{r.chars_per_s / peer:.2f}x" if r.chars_per_s and peer else "-"
         err = str(r.errors) if r.errors is not None else "-"
-        lines.append(f"| {r.label} | {cps} | {err} | {r.delivered} | {r.wall_s:.1f} | {r.note} |")
+        lines.append(f"| {r.label} | {cps} | {ratio} | {err} | {r.delivered} | {r.wall_s:.1f} | {r.note} |")
     return "\n".join(lines)
 
 
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row.label}: {row.chars_per_s or 0:.0f} chars/s, errors {row.errors}, "
                   f"wall {row.wall_s:.1f} s {row.note}", file=sys.stderr)
         if not args.no_peer:
-            row = run_one(guest, "peer: raw blocking writes (tests/vm/raw_type.py)",
+            row = run_one(guest, f"{PEER_LABEL} (tests/vm/raw_type.py)",
                           f"exec python tests/vm/raw_type.py {args.layout}", text, args.layout, 900)
             rows.append(row)
         machine = machine_description(guest)

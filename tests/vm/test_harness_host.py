@@ -81,3 +81,13 @@ def test_benchmark_section_replaces_only_its_markers(tmp_path: Path) -> None:
     text = path.read_text()
     assert text.startswith("# Bench\n\n## Speech\nkeep me\n")
     assert text.count(bench_typing.START) == 1 and "second" in text and "first" not in text
+
+
+def test_benchmark_table_gives_each_setting_against_the_peer() -> None:
+    rows = [bench_typing.Row("`--rate 1000`", 300.0, 0, 10000, 34.0),
+            bench_typing.Row("`--rate 5`", None, None, 0, 600.0, "timed out"),
+            bench_typing.Row(f"{bench_typing.PEER_LABEL} (raw_type.py)", 400.0, 0, 10000, 25.0)]
+    table = bench_typing.render(rows, 10000, "us", "- Machine: test").splitlines()
+    assert "| `--rate 1000` | 300 | 0.75x | 0 | 10000 | 34.0 |  |" in table
+    assert "| `--rate 5` | - | - | - | 0 | 600.0 | timed out |" in table
+    assert any(line.startswith(f"| {bench_typing.PEER_LABEL}") and "| 1.00x |" in line for line in table)
