@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_unplug_mid_typing_delivers_everything_exactly_once(keyboard: Guest) -> 
     assert decoded.held == frozenset()
 
 
-def unplug_timeline(path) -> str:
+def unplug_timeline(path: Path) -> str:
     """The recorder's lines from just before the unplug to just after the replug (diagnostics)."""
     lines = path.read_text().splitlines()
     marks = [i for i, line in enumerate(lines) if '"gone"' in line or '"device"' in line]
