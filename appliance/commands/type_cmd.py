@@ -13,7 +13,7 @@ from appliance.transport.typist import TypingOptions
 log = logging.getLogger(__name__)
 
 
-def _seconds_or_rate(value: str) -> float:
+def _non_negative(value: str) -> float:
     """argparse type: a number >= 0."""
     try:
         number = float(value)
@@ -29,11 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("text", help="the text to type, or - to read stdin")
     p.add_argument("--layout", default="us", help="the host's keyboard layout, by xkb name (default: us)")
     p.add_argument("--device", default="/dev/hidg0", help="HID gadget device (default: /dev/hidg0)")
-    p.add_argument("--rate", type=_seconds_or_rate, default=TypingOptions.rate,
+    p.add_argument("--rate", type=_non_negative, default=TypingOptions.rate,
                    help=f"reports per second, 0 = as fast as the host polls (default: {TypingOptions.rate:g})")
-    p.add_argument("--give-up", type=_seconds_or_rate, default=TypingOptions.give_up_s, metavar="SECONDS",
+    p.add_argument("--give-up", type=_non_negative, default=TypingOptions.give_up_s, metavar="SECONDS",
                    help="how long to keep unsent text while the host is away")
-    p.add_argument("--settle", type=_seconds_or_rate, default=TypingOptions.settle_s, metavar="SECONDS",
+    p.add_argument("--settle", type=_non_negative, default=TypingOptions.settle_s, metavar="SECONDS",
                    help="pause after the host (re)connects before typing on "
                         f"(default: {TypingOptions.settle_s:g})")
     p.add_argument("--unmapped", choices=("transliterate", "skip", "unicode"), default="transliterate",

@@ -147,7 +147,7 @@ class HidgDevice:
     def _spin(self, timeout_ms: int) -> bool:
         """Wait up to ``timeout_ms`` with a plain poll() for the report in flight to complete
         (POLLOUT); host LED reports seen on the way are taken. False on timeout."""
-        deadline = time.monotonic() + timeout_ms / 1000
+        deadline = None  # the clock is read only if an LED report cuts the wait short (rare)
         while True:
             ready = self._poll.poll(timeout_ms)
             if not ready:
@@ -157,6 +157,8 @@ class HidgDevice:
                 self._drain_leds()
             if revents & (select.POLLOUT | select.POLLERR | select.POLLHUP):
                 return True
+            if deadline is None:
+                deadline = time.monotonic() + timeout_ms / 1000
             timeout_ms = max(0, int((deadline - time.monotonic()) * 1000))
             if timeout_ms == 0:
                 return False

@@ -59,25 +59,20 @@ def run_one(guest: Guest, label: str, cmd: str, text: str, layout: str, timeout:
     A recorder overflow (the guest's evdev buffer filled because the emulated CPU fell behind) says
     nothing about the typist, so that run is repeated, up to ``attempts`` runs in all.
     """
-    row = _run_once(guest, label, cmd, text, layout, timeout)
-    for attempt in range(2, attempts + 1):
-        if row.chars_per_s is not None or "overflowed" not in row.note:
-            break
-        row = _run_once(guest, label, cmd, text, layout, timeout)
-        row.note = (row.note + "; " if row.note else "") + f"run {attempt}: earlier recorder overflow"
-    return row
-
-
-def _run_once(guest: Guest, label: str, cmd: str, text: str, layout: str, timeout: float) -> Row:
-    with Recorder(guest, "bench.jsonl") as recorder:
-        start = time.monotonic()
-        result = guest.run(cmd, input=text, timeout=timeout)
-        wall = time.monotonic() - start
-        try:
-            events = recorder.finish()
-        except EventsDropped:
-            return Row(label, None, None, 0, wall, "recorder overflowed (SYN_DROPPED)")
+    for attempt in range(1, attempts + 1):
+        with Recorder(guest, "bench.jsonl") as recorder:
+            start = time.monotonic()
+            result = guest.run(cmd, input=text, timeout=timeout)
+            wall = time.monotonic() - start
+            try:
+                events = recorder.finish()
+                break
+            except EventsDropped:
+                if attempt == attempts:
+                    return Row(label, None, None, 0, wall, "recorder overflowed (SYN_DROPPED)")
     note = "" if result.rc == 0 else f"exit {result.rc}: {result.stderr.strip()[-120:]}"
+    if attempt > 1:
+        note = (note + "; " if note else "") + f"run {attempt}: earlier recorder overflow"
     decoded = decode(events, layout)
     real = [e for e in events if not e.synthetic]
     span = real[-1].time - real[0].time if len(real) > 1 else 0.0

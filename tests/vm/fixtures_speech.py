@@ -1,14 +1,15 @@
 """Speech clips for the whole-device guest test: a real recording from ../shared/speech and Piper speech.
 
-Both end up as 16 kHz mono 16-bit WAV files at paths the guest sees too (the shared speech set is on the
-host root, which the guest mounts read-only at the same path; Piper clips are written into the guest's
-read-write share).
+Both end up as 16 kHz mono 16-bit WAV files in the guest's read-write job share, where the guest sees
+them at the same path (the recording is copied there: the speech set itself may sit where the guest
+cannot see it).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +41,10 @@ class Clip:
             return w.getnframes() / w.getframerate()
 
 
-def recording(clip_id: str = RECORDING_ID, speech_dir: Path = SPEECH_DIR) -> Clip:
-    """The clip ``clip_id`` of the shared speech set (FileNotFoundError naming what is missing)."""
+def recording(path: Path, clip_id: str = RECORDING_ID, speech_dir: Path = SPEECH_DIR) -> Clip:
+    """The clip ``clip_id`` of the shared speech set, copied to ``path`` (FileNotFoundError naming
+    what is missing). The copy lives where the guest sees it (the job share): the speech set itself
+    may not be visible there (a symlink, or a directory under the guest's own /tmp)."""
     manifest = speech_dir / "manifest.jsonl"
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest} is missing: the shared speech set is not there "
@@ -54,7 +57,8 @@ def recording(clip_id: str = RECORDING_ID, speech_dir: Path = SPEECH_DIR) -> Cli
             wav = speech_dir / item["audio"]
             if not wav.is_file():
                 raise FileNotFoundError(f"{wav} (listed in {manifest}) is missing")
-            return Clip(wav, item["text"], f"{clip_id} ({item.get('license', 'licence not stated')})")
+            shutil.copyfile(wav, path)
+            return Clip(path, item["text"], f"{clip_id} ({item.get('license', 'licence not stated')})")
     raise FileNotFoundError(f"no clip {clip_id!r} in {manifest}")
 
 

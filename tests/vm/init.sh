@@ -48,21 +48,18 @@ mount -t devtmpfs devtmpfs /host/dev
 mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts devpts /host/dev/pts
 mount -t tmpfs tmpfs /host/dev/shm
-# The guest needs a writable /tmp and /run, but the checkout (and ../shared beside it) may live
-# under one of them on the host (CI clones anywhere): keep those paths visible through the tmpfs.
+# The guest needs a writable /tmp and /run, but the checkout may live under one of them on the
+# host (CI clones anywhere): keep it visible through the tmpfs. (Test data from elsewhere on the
+# host is copied into the job share by the tests.)
 for top in /tmp /run; do
     mkdir -p "/orig$top"
     mount --bind "/host$top" "/orig$top"
     mount -t tmpfs tmpfs "/host$top"
-    for keep in "$REPO" "${REPO%/*}/shared"; do
-        case "$keep" in
-            "$top"/*)
-                if [ -d "/orig$keep" ]; then
-                    mkdir -p "/host$keep"
-                    mount --bind "/orig$keep" "/host$keep" || fail "cannot keep $keep visible"
-                fi ;;
-        esac
-    done
+    case "$REPO" in
+        "$top"/*)
+            mkdir -p "/host$REPO"
+            mount --bind "/orig$REPO" "/host$REPO" || fail "cannot keep $REPO visible" ;;
+    esac
 done
 mount --bind /share "/host$SHARE_PATH" || fail "cannot bind the share at $SHARE_PATH"
 

@@ -100,10 +100,12 @@ def decode(events: list[KeyEvent], layout: str) -> Decoded:
     return Decoded(decoder.text, decoder.held, list(decoder.keysyms), repeats)
 
 
-def type_command(layout: str, rate: float | None = None, extra: str = "") -> str:
-    """The ``voicekey type`` command line reading the text from stdin."""
+def type_command(layout: str, rate: float | None = None, extra: str = "",
+                 verbose: bool = False) -> str:
+    """The ``voicekey type`` command line reading the text from stdin (``verbose``: INFO logs)."""
     rate_arg = f" --rate {rate:g}" if rate is not None else ""
-    return (f"exec voicekey type --layout {shlex.quote(layout)} --device /dev/hidg0"
+    log_arg = " -v" if verbose else ""
+    return (f"exec voicekey{log_arg} type --layout {shlex.quote(layout)} --device /dev/hidg0"
             f"{rate_arg} {extra} -")
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,12 +152,7 @@ def _dictate(app: Appliance, clip: Clip) -> tuple[str, dict, dict]:
 @pytest.mark.parametrize("which", ["recording", "piper"])
 def test_spoken_sentence_is_typed_on_the_host(appliance: Appliance, which: str) -> None:
     if which == "recording":
-        # A copy in the job share: the shared speech set may sit where the guest cannot see it
-        # (e.g. behind a symlink into a directory the guest's tmpfs hides).
-        found = recording()
-        wav = appliance.guest.path("recording.wav")
-        shutil.copyfile(found.wav, wav)
-        clip = Clip(wav, found.text, found.source)
+        clip = recording(appliance.guest.path("recording.wav"))
     else:
         clip = piper(appliance.guest.path("piper.wav"))
     typed, done, played = _dictate(appliance, clip)

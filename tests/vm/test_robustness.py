@@ -25,8 +25,8 @@ def test_unplug_mid_typing_delivers_everything_exactly_once(keyboard: Guest) -> 
         # The host's keyboard consumers (here: the recorder) attach only after it re-enumerated the
         # gadget; keys typed before that are lost on any host. The typist's settle time covers a
         # real host (1 s default); the emulated guest runs ~10x slower, so it gets 3 s.
-        job = keyboard.start(type_command("us", rate=500, extra="--settle 3")
-                             .replace("voicekey type", "voicekey -v type"), input=text)
+        job = keyboard.start(type_command("us", rate=500, extra="--settle 3", verbose=True),
+                             input=text)
         deadline = time.monotonic() + 120
         while len(recorder.events()) < 100:
             assert not job.done, f"typing finished before the unplug: {job.wait(5)}"
