@@ -43,9 +43,38 @@ class Clip:
 
 
 def speech_dir() -> Path:
-    """The shared speech set: ``$VOICEKEY_SPEECH_DIR`` or ``<repo>/../shared/speech``."""
+    """The shared speech set: ``$VOICEKEY_SPEECH_DIR``, else ``<repo>/../shared/speech``, else (in a
+    clone of a checkout on this machine, e.g. CI's fresh clone) ``<that checkout>/../shared/speech``.
+
+    Returns the first candidate that exists, or ``<repo>/../shared/speech`` when none does (the
+    caller's error message then names the usual place).
+    """
     env = os.environ.get("VOICEKEY_SPEECH_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "speech"
+    if env:
+        return Path(env)
+    beside = REPO_ROOT.parent / "shared" / "speech"
+    if beside.is_dir():
+        return beside
+    origin = _local_origin(REPO_ROOT)
+    if origin is not None and (origin.parent / "shared" / "speech").is_dir():
+        return origin.parent / "shared" / "speech"
+    return beside
+
+
+def _local_origin(repo: Path) -> Path | None:
+    """The checkout ``repo`` was cloned from, when that is a path on this machine (else None)."""
+    import subprocess
+
+    try:
+        url = subprocess.run(["git", "-C", str(repo), "config", "--get", "remote.origin.url"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    url = url.removeprefix("file://")
+    if not url or "://" in url or (":" in url and not url.startswith("/")):
+        return None  # a remote URL (https://, ssh://, host:path)
+    path = (repo / url).resolve()
+    return path if path.is_dir() else None
 
 
 def read_wav(path: Path) -> np.ndarray:

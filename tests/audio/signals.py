@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from appliance.bench.clips import speech_dir
+
 SR = 16_000
-REPO = Path(__file__).resolve().parents[2]
-
-
-def speech_dir() -> Path:
-    """The shared real-speech set: $VOICEKEY_SPEECH_DIR, else <repo>/../shared/speech."""
-    env = os.environ.get("VOICEKEY_SPEECH_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "speech"
 
 
 def speech_files() -> list[Path]:

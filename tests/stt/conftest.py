@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def speech_dir() -> Path:
-    """``$VOICEKEY_SPEECH_DIR`` or ``<repo>/../shared/speech``."""
-    env = os.environ.get("VOICEKEY_SPEECH_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "speech"
+from appliance.bench.clips import speech_dir
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
 
-from appliance.bench.clips import SAMPLE_RATE, Clip, load_manifest, nonspeech_clips
+from appliance.bench.clips import SAMPLE_RATE, Clip, _local_origin, load_manifest, nonspeech_clips
 from appliance.bench.speech import END_MARK, START_MARK, render_markdown, summarise, write_section
 from appliance.bench.wer import WordErrors, corpus_wer, normalise, word_errors
 from appliance.bench.worker import Variant
@@ -88,3 +89,18 @@ def test_variant_round_trips_through_json():
     v = Variant("x", stream_chunks=(4, 16), model_dirs=("/a",))
     assert Variant.from_json(v.to_json()) == v
     assert json.loads(v.to_json())["stream_chunks"] == [4, 16]
+
+
+def test_a_clone_finds_the_checkout_it_was_cloned_from(tmp_path):
+    # CI clones the repository anywhere (e.g. /tmp/fresh); the speech set sits beside the source.
+    src = tmp_path / "work" / "main"
+    src.mkdir(parents=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", str(src)], check=True)
+    subprocess.run([*git, "-C", str(src), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    subprocess.run(["git", "clone", "-q", f"{src}/.", str(tmp_path / "fresh")], check=True)
+    assert _local_origin(tmp_path / "fresh") == src.resolve()
+    subprocess.run(["git", "-C", str(tmp_path / "fresh"), "remote", "set-url", "origin",
+                    "https://example.com/voicekey.git"], check=True)
+    assert _local_origin(tmp_path / "fresh") is None
+    assert _local_origin(tmp_path / "not-a-repo") is None
