@@ -48,6 +48,7 @@ FALLBACK_LAYOUTS: tuple[str, ...] = ("us", "us(intl)", "gb", "de", "fr", "es", "
 #: Model names used when ``appliance.stt.models`` is not importable.
 FALLBACK_MODELS: tuple[str, ...] = ("tiny.en", "base.en", "tiny", "base")
 
+#: CTranslate2 compute types a Whisper model can be loaded with (the one list; appliance.stt uses it).
 COMPUTE_TYPES = ("int8", "int8_float32", "float32", "int16", "float16")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -236,6 +237,33 @@ def _model(value: Any, note: Note) -> str:
                f"model directory{_did_you_mean(value, names)}")
 
 
+def _language(value: Any, note: Note) -> str:
+    from appliance.stt.languages import LANGUAGES
+
+    if isinstance(value, str) and (value.strip().lower() == "auto" or value.strip().lower() in LANGUAGES):
+        return value.strip().lower()
+    names = {name: code for code, name in LANGUAGES.items()}
+    if isinstance(value, str) and value.strip().lower() in names:
+        raise _Bad(f"must be a Whisper language code such as en, de, fr, or auto "
+                   f"(did you mean {names[value.strip().lower()]}?)")
+    raise _Bad("must be a Whisper language code such as en, de, fr, es, it, or auto (detect)"
+               f"{_did_you_mean(value, list(LANGUAGES))}")
+
+
+def _key_name(value: Any, note: Note) -> str:
+    if isinstance(value, str) and re.fullmatch(r"(KEY|BTN)_[A-Z0-9_]+", value.strip().upper()):
+        return value.strip().upper()
+    raise _Bad("must be a Linux input key name such as KEY_F13, KEY_PAUSE or BTN_LEFT "
+               "(`voicekey doctor` lists the keys an input device has)")
+
+
+def _serial(value: Any, note: Note) -> str:
+    text = _text_item(value)
+    if text is None or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", text.strip()):
+        raise _Bad("must be 1-64 letters, digits, '.', '_' or '-'")
+    return text.strip()
+
+
 def _did_you_mean(value: Any, options: Sequence[str]) -> str:
     if not isinstance(value, str):
         return ""
@@ -317,6 +345,9 @@ class SttConfig:
     """Allow downloading a missing model from the faster-whisper hub (needs internet)."""
     short_window: bool = _setting(True, _bool)
     """Encode only as much audio as was spoken instead of a padded 30 s window (much faster)."""
+    language: str = _setting("en", _language)
+    """Spoken language for multilingual models (tiny, base): a Whisper code (en, de, fr, ...) or auto
+    to detect it per dictation. English-only models (*.en) always use en."""
 
 
 @dataclass(frozen=True)
@@ -324,12 +355,16 @@ class TextConfig:
     """Text shaping between the transcript and the keyboard."""
 
     vocabulary: tuple[str, ...] = _setting(rule=_word_list, factory=tuple)
-    """Words and names the recogniser should prefer (passed to Whisper as a hint)."""
+    """Words and names the recogniser should prefer: passed to Whisper as its initial prompt, and
+    typed with this spelling."""
     replacements: Mapping[str, str] = _setting(rule=_replacement_table,
                                                factory=lambda: MappingProxyType({}))
     """Heard text -> typed text, applied to whole words, case-insensitively."""
     spoken_commands: bool = _setting(True, _bool)
     """Turn spoken commands ("new line", "comma", "scratch that", ...) into actions."""
+    forget_after_s: float = _setting(120.0, _float(0.0, 86400.0, "a time", "s"))
+    """After this long without dictating, what was typed before is forgotten: the next dictation
+    starts like a new text and a double press no longer deletes the old one. 0 = never forget."""
 
 
 @dataclass(frozen=True)
@@ -352,8 +387,8 @@ class KeyboardConfig:
 class TransportConfig:
     """How keystrokes reach the host."""
 
-    kind: str = _setting("usb", _choice(("usb", "bluetooth")))
-    """usb (the Pi is a USB keyboard) or bluetooth."""
+    kind: str = _setting("usb", _choice(("usb",)))
+    """usb: the Pi is a USB keyboard (the only transport in this version)."""
     device: Path = _setting(Path("/dev/hidg0"), _abs_path)
     """The USB HID gadget device."""
     rate: float = _setting(1000.0, _float(0.0, 10000.0, "a rate", "reports per second"))
@@ -366,6 +401,9 @@ class TransportConfig:
     """configfs mount point."""
     sysfs_root: Path = _setting(Path("/sys"), _abs_path)
     """sysfs mount point."""
+    serial: str | None = _setting(None, _optional(_serial, "one derived from the board"))
+    """USB serial number the host sees; None: derived from the board's serial (or machine id), so
+    each device is told apart."""
 
 
 @dataclass(frozen=True)
@@ -374,6 +412,23 @@ class ControllerConfig:
 
     busy_press: str = _setting("cancel", _choice(("cancel", "queue")))
     """A press while transcribing/typing: cancel (stop and discard) or queue (record the next utterance)."""
+    pairing_s: float = _setting(180.0, _float(10.0, 3600.0, "a time", "s"))
+    """How long the Bluetooth pairing window stays open after a long hold."""
+    retry_s: float = _setting(2.0, _float(0.1, 600.0, "a time", "s"))
+    """While a part is missing or failed (microphone, model, HID device, button), how often to try
+    it again."""
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    """A second trigger: one key of an input device (foot pedal, presenter remote, keyboard)."""
+
+    device: Path | None = _setting(None, _optional(_abs_path, "no second trigger"))
+    """The input device (/dev/input/by-id/... is stable across reboots), or null for none."""
+    key: str = _setting("KEY_F13", _key_name)
+    """The key that acts as the button, by Linux name (KEY_F13, KEY_PAUSE, BTN_LEFT, ...)."""
+    grab: bool = _setting(True, _bool)
+    """Take the device exclusively, so its keys do nothing else on the Pi."""
 
 
 @dataclass(frozen=True)
@@ -392,6 +447,8 @@ class Config:
     """The push button."""
     led: LedConfig = field(default_factory=LedConfig)
     """The status LED."""
+    trigger: TriggerConfig = field(default_factory=TriggerConfig)
+    """A second trigger on an input device."""
     audio: AudioConfig = field(default_factory=AudioConfig)
     """Microphone capture."""
     vad: VadConfig = field(default_factory=VadConfig)
