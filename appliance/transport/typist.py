@@ -78,6 +78,9 @@ class Typist:
         self.clock = clock
         self.on_host_change = on_host_change
         self._next_write = 0.0
+        self.current: TypingResult | None = None
+        """The result of the ``type()`` call in progress (or the last one): what the host has taken
+        so far, readable when that call is cancelled."""
 
     async def _send(self, report: bytes) -> None:
         if self.options.rate > 0:
@@ -118,7 +121,7 @@ class Typist:
 
     async def type(self, strokes: Sequence[Stroke]) -> TypingResult:
         """Type ``strokes``; returns what was typed and what is still pending."""
-        result = TypingResult()
+        result = self.current = TypingResult()
         start = self.clock()
         si, ri = 0, 0          # next stroke / report to send
         resume = False         # a modifier-only report must precede the next key report
