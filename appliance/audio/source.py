@@ -29,29 +29,36 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from appliance.audio.format import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
+from appliance.config import AudioConfig
 from appliance.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
-"""The one sample rate every source delivers (Whisper's and webrtcvad's)."""
-
-FRAME_MS = 30
-FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+__all__ = [
+    "FRAME_MS", "FRAME_SAMPLES", "SAMPLE_RATE", "ArraySource", "AudioSource", "BufferedSource",
+    "CaptureOptions", "FrameSubscription", "resample", "to_mono",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class CaptureOptions:
-    """Settings shared by all audio sources (the ``audio:`` section of the config file)."""
+    """Settings shared by all audio sources.
 
-    pre_roll_ms: int = 300
-    """Audio from before ``start()`` included in the utterance, so the first word is not clipped."""
+    The fields that are also config settings take their defaults from the ``audio:`` section's
+    schema (:class:`appliance.config.AudioConfig`), where they are documented and checked; the
+    other fields are tuning knobs with no config key.
+    """
 
-    post_roll_ms: int = 300
-    """Audio recorded after ``stop()`` (the button is often released while the last word fades)."""
+    pre_roll_ms: int = AudioConfig.pre_roll_ms
+    """``audio.pre_roll_ms``: audio from before ``start()`` included in the utterance."""
 
-    max_utterance_s: float = 30.0
-    """Longest utterance (pre-roll included); recording stops there and keeps what was said."""
+    post_roll_ms: int = AudioConfig.post_roll_ms
+    """``audio.post_roll_ms``: audio recorded after ``stop()``."""
+
+    max_utterance_s: float = AudioConfig.max_utterance_s
+    """``audio.max_utterance_s``: longest utterance (pre-roll included); recording stops there and
+    keeps what was said."""
 
     stop_timeout_s: float = 1.0
     """How much longer than ``post_roll_ms`` ``stop()`` waits for audio before returning what it has."""
@@ -66,7 +73,7 @@ class CaptureOptions:
                 raise ConfigError(f"audio {name} {value!r} is invalid", fix="use a whole number of ms, 0 or more")
         if not self.max_utterance_s > 0:
             raise ConfigError(f"audio max_utterance_s {self.max_utterance_s!r} is invalid",
-                              fix="use a positive number of seconds, e.g. 30")
+                              fix="use a positive number of seconds")
         if self.stop_timeout_s < 0:
             raise ConfigError(f"audio stop_timeout_s {self.stop_timeout_s!r} is negative", fix="use 0 or more")
         if self.frame_queue_frames < 1:

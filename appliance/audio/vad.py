@@ -32,11 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from appliance.audio.format import SAMPLE_RATE
+from appliance.config import AudioConfig, VadConfig
 from appliance.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 _VALID_FRAME_MS = (10, 20, 30)
 # Pitch search range for the periodicity test (lags in samples at 16 kHz): 500 Hz .. 80 Hz.
 _MIN_LAG = SAMPLE_RATE // 500
@@ -47,8 +48,8 @@ _MAX_LAG = SAMPLE_RATE // 80
 class VadOptions:
     """Settings of :class:`VoiceActivityDetector` and :class:`Endpointer`."""
 
-    aggressiveness: int = 2
-    """webrtcvad mode 0-3; higher rejects more non-speech (and more quiet speech)."""
+    aggressiveness: int = VadConfig.aggressiveness
+    """``vad.aggressiveness``: webrtcvad mode 0-3; higher rejects more non-speech (and more quiet speech)."""
 
     frame_ms: int = 30
     """Analysis frame length; webrtcvad accepts 10, 20 or 30 ms."""
@@ -56,8 +57,8 @@ class VadOptions:
     padding_ms: int = 200
     """Audio kept before the first and after the last speech frame by :meth:`VoiceActivityDetector.trim`."""
 
-    min_speech_ms: int = 120
-    """Minimum total voiced (periodic, loud enough, webrtcvad-positive) audio for an utterance to count."""
+    min_speech_ms: int = VadConfig.min_speech_ms
+    """``vad.min_speech_ms``: minimum total voiced (periodic, loud enough, webrtcvad-positive) audio for an utterance to count."""
 
     merge_gap_ms: int = 400
     """Speech regions closer than this are one region (pauses between words)."""
@@ -307,11 +308,14 @@ class Endpointer:
 
     The caller should start recording with pre-roll at SPEECH_STARTED (the speech began up to
     ``start_window_ms`` earlier) and stop at UTTERANCE_ENDED.
+
+    ``end_silence_ms`` and ``max_utterance_ms`` default to the config settings
+    ``vad.endpoint_silence_ms`` and ``audio.max_utterance_s``.
     """
 
     def __init__(self, detector: VoiceActivityDetector | None = None, *, start_ms: int = 90,
-                 start_window_ms: int = 300, end_silence_ms: int = 800,
-                 max_utterance_ms: int = 30_000) -> None:
+                 start_window_ms: int = 300, end_silence_ms: int = VadConfig.endpoint_silence_ms,
+                 max_utterance_ms: int = round(AudioConfig.max_utterance_s * 1000)) -> None:
         self.detector = detector or VoiceActivityDetector()
         fm = self.detector.options.frame_ms
         for name, value in (("start_ms", start_ms), ("start_window_ms", start_window_ms),

@@ -21,6 +21,7 @@ from typing import Literal
 
 from anyascii import anyascii
 
+from appliance.config import KeyboardConfig
 from appliance.errors import ConfigError
 from appliance.hid import keycodes
 from appliance.hid.layouts import Layout, Press, load_layout
@@ -38,9 +39,14 @@ _HOSTS = ("linux", "windows", "macos")
 
 @dataclass(frozen=True, slots=True)
 class EncoderOptions:
-    """How to encode text the layout cannot type directly, and which whitespace to type."""
+    """How to encode text the layout cannot type directly, and which whitespace to type.
 
-    unmapped: UnmappedPolicy = "transliterate"
+    The fields that are also config settings (``keyboard.unmapped``, ``keyboard.host_os``,
+    ``keyboard.allow_newline``, ``keyboard.allow_tab``) take their defaults from the config schema
+    (:class:`appliance.config.KeyboardConfig`), where they are defined and checked once.
+    """
+
+    unmapped: UnmappedPolicy = KeyboardConfig.unmapped  # type: ignore[assignment]
     """What to do with a character the layout cannot produce (not even with a dead key):
     ``"transliterate"`` types a close equivalent the layout has (NFC composition, NFKC
     compatibility form, the base letter without its accent, then the ``anyascii`` library:
@@ -48,7 +54,7 @@ class EncoderOptions:
     it through the host OS's Unicode input method (see :attr:`host_os`). Whatever cannot be
     typed is reported in :attr:`EncodeResult.skipped`."""
 
-    host_os: HostOS = "linux"
+    host_os: HostOS = KeyboardConfig.host_os  # type: ignore[assignment]
     """Host OS for ``unmapped="unicode"``: ``"linux"`` = Ctrl+Shift+U, hex digits, Space (IBus,
     GTK); ``"windows"`` = hold Alt, keypad ``+``, hex digits (needs the registry value
     ``HKCU\\Control Panel\\Input Method\\EnableHexNumpad`` = ``"1"`` and a re-login; Num Lock
@@ -57,11 +63,11 @@ class EncoderOptions:
     selected (characters above U+FFFF as a UTF-16 surrogate pair). Windows gets the full code
     point in hex; many Windows applications only accept up to U+FFFF that way."""
 
-    allow_newline: bool = False
+    allow_newline: bool = KeyboardConfig.allow_newline
     """Type ``"\\n"``, ``"\\r\\n"`` and a lone ``"\\r"`` as Enter. Off: they are skipped (Enter
     in a chat box or terminal sends or runs what was typed)."""
 
-    allow_tab: bool = False
+    allow_tab: bool = KeyboardConfig.allow_tab
     """Type ``"\\t"`` as Tab. Off: it is skipped (Tab moves focus in most forms)."""
 
     use_capslock: bool = False

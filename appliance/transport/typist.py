@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from appliance.config import TransportConfig
 from appliance.errors import HostNotConnected
 from appliance.hid.report import LED_CAPS_LOCK, RELEASE_ALL, keyboard_report, parse_report
 from appliance.hid.stroke import Stroke
@@ -32,15 +33,20 @@ PACING_SLACK_S = 0.002
 
 @dataclass(frozen=True)
 class TypingOptions:
-    """How reports are paced and how long to wait for a missing host."""
+    """How reports are paced and how long to wait for a missing host.
 
-    rate: float = 1000.0
+    ``rate``, ``give_up_s`` and ``settle_s`` are the config settings ``transport.rate``,
+    ``transport.give_up_s`` and ``transport.settle_s``; their defaults come from the config schema
+    (:class:`appliance.config.TransportConfig`), where they are defined and checked once.
+    """
+
+    rate: float = TransportConfig.rate
     """Reports per second at most; 0 = as fast as the host polls (USB full speed: ~1 per ms)."""
-    give_up_s: float = 60.0
+    give_up_s: float = TransportConfig.give_up_s
     """How long to keep unsent text while the host is away before giving up."""
     host_poll_s: float = 0.1
     """How often to look for the host while it is away."""
-    settle_s: float = 1.0
+    settle_s: float = TransportConfig.settle_s
     """Pause after the host (re)appears, so its input stack is ready before the first key: a host
     that has just enumerated the keyboard drops keys until its driver and consumers are attached."""
     caps_lock_compensation: bool = True

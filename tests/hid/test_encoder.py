@@ -269,8 +269,8 @@ def test_bad_options_are_config_errors():
 
 # --- whitespace, controls and escape sequences ------------------------------------------------
 
-def test_newlines_and_tabs_are_skipped_by_default():
-    result = encode("a\nb\r\nc\td\re", "us")
+def test_newlines_and_tabs_are_skipped_when_not_allowed():
+    result = encode("a\nb\r\nc\td\re", "us", EncoderOptions(allow_newline=False, allow_tab=False))
     assert result.text == "abcde"
     assert decode_reports(result.reports, "us") == "abcde"
     assert [(s.index, s.char) for s in result.skipped] == [(1, "\n"), (3, "\r\n"), (6, "\t"), (8, "\r")]
