@@ -26,7 +26,6 @@ COMMANDS = {
     "gadget": "appliance.commands.gadget_cmd",
     "transcribe": "appliance.commands.transcribe_cmd",
     "models": "appliance.commands.models_cmd",
-    "bench": "appliance.commands.bench_cmd",
     "doctor": "appliance.commands.doctor_cmd",
 }
 

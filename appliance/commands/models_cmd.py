@@ -10,7 +10,7 @@ from appliance.stt.models import KNOWN_MODELS, ModelStore, default_cache_dir, li
 
 
 def add_model_args(p: argparse.ArgumentParser, with_model: bool = True) -> None:
-    """Options shared by every command that finds a model (models, transcribe, bench)."""
+    """Options shared by every command that finds a model (models, transcribe)."""
     if with_model:
         p.add_argument("--model", default="tiny.en",
                        help=f"model name ({', '.join(KNOWN_MODELS)}) or a CTranslate2 model directory "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.bench.clips import speech_dir
+from bench.clips import speech_dir
 
 SR = 16_000
 

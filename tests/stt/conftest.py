@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.bench.clips import speech_dir
+from bench.clips import speech_dir
 
 
 @pytest.fixture(scope="session")

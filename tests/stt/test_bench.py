@@ -8,11 +8,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from appliance.bench.clips import SAMPLE_RATE, Clip, _local_origin, load_manifest, nonspeech_clips
-from appliance.bench.speech import END_MARK, START_MARK, render_markdown, summarise, write_section
-from appliance.bench.wer import WordErrors, corpus_wer, normalise, word_errors
-from appliance.bench.worker import Variant
 from appliance.errors import AudioError
+from bench.clips import SAMPLE_RATE, Clip, _local_origin, load_manifest, nonspeech_clips
+from bench.speech import END_MARK, START_MARK, render_markdown, summarise, write_section
+from bench.wer import WordErrors, corpus_wer, normalise, word_errors
+from bench.worker import Variant
 
 
 def test_wer_uses_whisper_normalisation():
@@ -104,3 +104,21 @@ def test_a_clone_finds_the_checkout_it_was_cloned_from(tmp_path):
                     "https://example.com/voicekey.git"], check=True)
     assert _local_origin(tmp_path / "fresh") is None
     assert _local_origin(tmp_path / "not-a-repo") is None
+
+
+def test_bench_command_rejects_unknown_variant(capsys):
+    from bench.__main__ import main
+
+    assert main(["--variant", "no-such-variant", "--no-write"]) == 2
+    err = capsys.readouterr().err
+    assert "no benchmark variant" in err and "fix: choose from:" in err
+
+
+def test_bench_defaults_point_into_the_checkout():
+    from bench.__main__ import build_parser
+    from bench.clips import REPO_ROOT
+
+    args = build_parser().parse_args([])
+    assert (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "bench").is_dir()
+    assert args.output == REPO_ROOT / "BENCHMARKS.md"
+    assert args.plot == REPO_ROOT / "docs" / "speech-bench.png"

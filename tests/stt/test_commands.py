@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from appliance.commands import bench_cmd, models_cmd, transcribe_cmd
+from appliance.commands import models_cmd, transcribe_cmd
 
 
 def _parse(argv):
     parser = argparse.ArgumentParser(prog="voicekey")
     sub = parser.add_subparsers(dest="command")
-    for module in (models_cmd, transcribe_cmd, bench_cmd):
+    for module in (models_cmd, transcribe_cmd):
         module.register(sub)
     return parser.parse_args(argv)
 
@@ -45,11 +45,3 @@ def test_transcribe_reports_unreadable_files(tmp_path, model_cache, capsys):
     assert args.func(args) == 1
     err = capsys.readouterr().err
     assert "cannot decode" in err and "does not exist" in err
-
-
-def test_bench_rejects_unknown_variant():
-    from appliance.errors import ConfigError
-
-    args = _parse(["bench", "--variant", "no-such-variant", "--no-write"])
-    with pytest.raises(ConfigError, match="no benchmark variant"):
-        args.func(args)

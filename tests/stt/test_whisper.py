@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from appliance.bench.clips import nonspeech_clips, read_wav
-from appliance.bench.wer import corpus_wer, normalise
+from bench.clips import nonspeech_clips, read_wav
+from bench.wer import corpus_wer, normalise
 from appliance.errors import AudioError
 from appliance.stt.base import Transcriber
 
@@ -86,7 +86,7 @@ def test_runaway_on_a_very_short_clip_is_caught(transcriber, speech_items):
 
 
 def test_piper_speech(transcriber):
-    from appliance.bench.clips import piper_clips
+    from bench.clips import piper_clips
 
     try:
         clips = piper_clips(("Please send the report to the team before Friday.",

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.bench import clips
+from bench import clips
 
 
 #: A short, clearly spoken real recording (3.1 s, CC0 1.0, "Voice Dataset (Kathleen), Rhasspy").

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from appliance.bench.wer import normalise, word_errors
+from bench.wer import normalise, word_errors
 from tests.vm.fixtures_speech import Clip, piper, recording
 from tests.vm.guest import Guest, GuestError, GuestJob
 from tests.vm.keyboard import EVENTS, Recorder, decode, gadget_up, held

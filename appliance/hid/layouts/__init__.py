@@ -7,7 +7,8 @@ Each file maps a character to a space-separated list of key presses; one press i
 a dead-key sequence, e.g. on ``de`` ``"ê": "Grave E"`` (dead circumflex, then e).
 
 The files were generated once from xkb-data and the system Compose table by
-``appliance/hid/layouts/_generate.py`` and checked by hand; they are only *read* here.
+``tools/generate_layouts.py`` (a development tool in the repository, not installed) and checked
+by hand; they are only *read* here.
 """
 
 from __future__ import annotations

@@ -1,20 +1,29 @@
-"""``voicekey bench``: the speech benchmark (accuracy, latency, memory) -> BENCHMARKS.md."""
+"""``python -m bench``: the speech benchmark (accuracy, latency, memory) -> BENCHMARKS.md.
+
+Run from the repository root (``make bench``): ``bench/`` is not installed with the product.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from appliance.bench.clips import REPO_ROOT
+from appliance.errors import VoiceKeyError
+from bench.clips import REPO_ROOT
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``voicekey bench``."""
-    p = sub.add_parser("bench", help="speech benchmark: WER, latency, RSS per variant -> BENCHMARKS.md",
-                       description="Run every speech-to-text variant (stock faster-whisper transcribe(), "
-                                   "padded greedy, short window, int8/float32, tiny.en/base) on the same "
-                                   "clips, each in its own process, and write a Markdown table and a "
-                                   "latency-vs-WER plot into BENCHMARKS.md.")
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command line."""
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run every speech-to-text variant (stock faster-whisper transcribe(), padded greedy, "
+                    "short window, int8/float32, tiny.en/base) on the same clips, each in its own process, "
+                    "and write a Markdown table and a latency-vs-WER plot into BENCHMARKS.md.")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more logging (-v info, -vv debug)")
     p.add_argument("--manifest", type=Path, default=None,
                    help="JSONL manifest of real speech (default: $VOICEKEY_SPEECH_DIR or "
                         "../shared/speech next to the repository)/manifest.jsonl")
@@ -32,13 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="interleave the variants in this many rounds, each on a share of the clips "
                         "(default 3; 1 with --quick)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw per-clip results here")
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; exit 0 when every variant ran."""
-    from appliance.bench.speech import FULL_VARIANTS, QUICK_VARIANTS, default_manifest, run_bench
     from appliance.errors import ConfigError
+    from bench.speech import FULL_VARIANTS, QUICK_VARIANTS, default_manifest, run_bench
 
     variants = QUICK_VARIANTS if args.quick else FULL_VARIANTS
     if args.variant:
@@ -53,3 +62,21 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_write:
         print(f"wrote {args.output} and {args.plot}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run, and turn a VoiceKey error into its message and exit status 2."""
+    args = build_parser().parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except VoiceKeyError as exc:
+        print(f"python -m bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """One benchmark variant in its own process (so peak RSS and cold start are per variant).
 
-Run as ``python -m appliance.bench.worker VARIANT.json CLIPS.json OUT.json [SPAWN_TIME]``; the parent
-(:mod:`appliance.bench.speech`) writes the inputs and reads the output.
+Run as ``python -m bench.worker VARIANT.json CLIPS.json OUT.json [SPAWN_TIME]``; the parent
+(:mod:`bench.speech`) writes the inputs and reads the output.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from appliance.errors import AudioError
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]  #: the checkout: bench/ is a top-level folder in it
 
 #: Dictation-style sentences for the Piper voice (varied length, numbers, punctuation).
 PIPER_SENTENCES: tuple[str, ...] = (

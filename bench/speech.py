@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.bench.clips import Clip, load_manifest, nonspeech_clips, piper_clips, speech_dir
-from appliance.bench.wer import corpus_wer
-from appliance.bench.worker import Variant
+from bench.clips import REPO_ROOT, Clip, load_manifest, nonspeech_clips, piper_clips, speech_dir
+from bench.wer import corpus_wer
+from bench.worker import Variant
 from appliance.errors import VoiceKeyError
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def prepare_clips(manifest: Path, quick: bool, piper: bool = True) -> list[Clip]
     clips = load_manifest(manifest, limit=6 if quick else None)
     if piper:
         try:
-            from appliance.bench.clips import PIPER_SENTENCES
+            from bench.clips import PIPER_SENTENCES
 
             clips += piper_clips(PIPER_SENTENCES[:2] if quick else PIPER_SENTENCES)
         except ImportError as exc:
@@ -130,9 +130,9 @@ def run_variant(variant: Variant, clips_index: Path, workdir: Path, timeout_s: f
     out = workdir / f"result-{abs(hash(variant.name))}.json"
     spec.write_text(variant.to_json())
     spawned = time.time()
-    proc = subprocess.run([sys.executable, "-m", "appliance.bench.worker", str(spec), str(clips_index),
+    proc = subprocess.run([sys.executable, "-m", "bench.worker", str(spec), str(clips_index),
                            str(out), repr(spawned)], capture_output=True, text=True, timeout=timeout_s,
-                          cwd=Path(__file__).resolve().parents[2])
+                          cwd=REPO_ROOT)  # bench/ is importable from the checkout
     if proc.returncode != 0:
         raise VoiceKeyError(f"benchmark variant {variant.name!r} failed:\n{proc.stderr[-2000:]}",
                             fix="run `voicekey transcribe` with the same model to see the error")
@@ -206,7 +206,7 @@ def render_markdown(summaries: Sequence[VariantSummary], machine: dict[str, str]
     lines += ["", *render_goals(summaries)]
     if plot_rel:
         lines += ["", f"![latency vs WER]({plot_rel})"]
-    lines += ["", "Reproduce: `make bench` (or `voicekey bench`; `voicekey bench --quick` for a smoke run)."]
+    lines += ["", "Reproduce: `make bench` (or `python -m bench`; `python -m bench --quick` for a smoke run)."]
     return "\n".join(lines) + "\n"
 
 
@@ -369,5 +369,5 @@ def run_bench(manifest: Path, variants: Sequence[Variant], quick: bool, benchmar
 
 
 def default_manifest() -> Path:
-    """``<speech dir>/manifest.jsonl`` (see :func:`appliance.bench.clips.speech_dir`)."""
+    """``<speech dir>/manifest.jsonl`` (see :func:`bench.clips.speech_dir`)."""
     return speech_dir() / "manifest.jsonl"
