@@ -50,3 +50,7 @@ class ModelError(VoiceKeyError, FileNotFoundError):
 
 class AudioError(VoiceKeyError, OSError):
     """Audio capture failed or an audio file is unusable."""
+
+
+class ButtonError(VoiceKeyError, OSError):
+    """A trigger (button, input-device key) could not be opened or has gone away."""
