@@ -14,7 +14,7 @@ help:
 	@echo "make demo          run the whole pipeline on the bundled tiny.en model"
 	@echo "make test          all tests, including the real-kernel QEMU guest tests"
 	@echo "make test-fast     unit tests only (no guest)"
-	@echo "make bench         speech benchmark -> BENCHMARKS.md"
+	@echo "make bench         speech benchmark (python -m bench; BENCH_ARGS=--quick for a smoke run) -> BENCHMARKS.md"
 	@echo "make bench-typing  typing-throughput benchmark through the guest -> BENCHMARKS.md"
 
 system:
@@ -27,7 +27,7 @@ system:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[speech,base-model,test,bench]'
+	$(PY) -m pip install -q -e '.[speech,base-model,demo,test,bench]'
 	touch $@
 
 venv: system $(VENV)/.installed
@@ -45,7 +45,7 @@ test-vm: venv
 	$(PY) -m pytest -q tests/vm
 
 bench: venv
-	$(VENV)/bin/voicekey bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 bench-typing: venv
 	$(PY) -m tests.vm.bench_typing
