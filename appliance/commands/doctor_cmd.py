@@ -433,6 +433,25 @@ def _probe_pin_factory() -> str:
     return name
 
 
+def check_trigger(device: Path | None, key: str, backend: Any = None) -> Check:
+    """The second trigger (``trigger.*``): the input device exists, can be opened and has the key.
+
+    Only opens the device (no grab, nothing read), so it works while the service holds it.
+    """
+    if device is None:
+        return Check("trigger", Status.OK, "no second trigger (trigger.device is null); the GPIO button only")
+    from appliance.errors import ButtonError
+    from appliance.ui.input_key import probe
+
+    try:
+        found = probe(Path(device), key, backend)
+    except ButtonError as exc:
+        return Check("trigger", Status.FAIL, exc.message, fix=exc.fix)
+    shown = ", ".join(found.keys[:12]) + (f" and {len(found.keys) - 12} more" if len(found.keys) > 12 else "")
+    return Check("trigger", Status.OK, f"{found.key} on {found.device} ({found.name})",
+                 details=(f"its keys: {shown}",))
+
+
 #: Rough resident memory of transcription with each model at int8 (weights + CTranslate2 + audio).
 MODEL_MEMORY_MB = {"tiny.en": 200, "tiny": 200, "base.en": 300, "base": 300}
 
@@ -493,6 +512,8 @@ class DoctorHardware:
     gpio_probe: Callable[[], str] | None = None
     access: Callable[[str, int], bool] = os.access
     model_locate: Callable[[str], Path | None] | None = None
+    input_backend: Any = None
+    """Opens input devices for the trigger check (None: python-evdev)."""
 
 
 def run_checks(loaded: LoadedConfig, paths: DoctorPaths | None = None, hw: DoctorHardware | None = None,
@@ -528,6 +549,7 @@ def run_checks(loaded: LoadedConfig, paths: DoctorPaths | None = None, hw: Docto
 
     checks.append(check_model(config, hw.model_locate))
     checks.append(check_gpio(paths.device_tree_model, paths.dev_root, hw.gpio_probe, hw.access))
+    checks.append(check_trigger(config.trigger.device, config.trigger.key, hw.input_backend))
     checks.append(check_memory(config.stt.model, paths.meminfo))
     return checks
 
@@ -551,8 +573,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``voicekey doctor``."""
     p = sub.add_parser("doctor", help="check the gadget, audio, model, GPIO, memory and config; explain fixes",
                        description="Check everything VoiceKey needs (USB gadget, HID device, microphone and "
-                                   "its level, model pack, GPIO, memory, config files) and say how to fix "
-                                   "what is wrong. Exit status 0 when nothing failed, 1 otherwise.")
+                                   "its level, model pack, GPIO, the trigger input device, memory, config "
+                                   "files) and say how to fix what is wrong. Exit status 0 when nothing "
+                                   "failed, 1 otherwise.")
     p.add_argument("--config", type=Path, metavar="PATH",
                    help="check this config file on top of the defaults (default: "
                         + " then ".join(str(x) for x in DEFAULT_PATHS) + ")")

@@ -17,6 +17,7 @@ from appliance.commands.doctor_cmd import Status
 from appliance.config import Config, load_config
 from appliance.errors import AudioError
 from appliance.gadget.configfs import Gadget
+from appliance.ui.input_key import FakeInputBackend, FakeInputDevice
 from tests.gadget.fake_configfs import FakeConfigFs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -316,6 +317,46 @@ def test_config_check(tmp_path):
     assert doc.check_config(load_config([missing]), missing).status is Status.FAIL
 
 
+# ---- trigger (input-device key) ------------------------------------------------------------------
+PEDAL = Path("/dev/input/by-id/usb-PCsensor_FootSwitch-event-kbd")
+
+
+def test_trigger_not_configured_is_fine():
+    check = doc.check_trigger(None, "KEY_F13", backend=None)  # evdev is never touched
+    assert check.status is Status.OK and "no second trigger" in check.summary
+
+
+def test_trigger_device_with_the_key():
+    backend = FakeInputBackend({PEDAL: FakeInputDevice(["KEY_A", "KEY_F13"], "PCsensor FootSwitch")})
+    check = doc.check_trigger(PEDAL, "KEY_F13", backend)
+    assert check.status is Status.OK, check
+    assert "KEY_F13" in check.summary and "PCsensor FootSwitch" in check.summary
+    assert check.details == ("its keys: KEY_A, KEY_F13",)
+
+
+@pytest.mark.parametrize("backend,key,summary,fix", [
+    (FakeInputBackend(), "KEY_F13", "does not exist", "/dev/input/by-id"),
+    (FakeInputBackend({PEDAL: FakeInputDevice()}, denied=[PEDAL]), "KEY_F13", "permission denied",
+     "DeviceAllow=char-input"),
+    (FakeInputBackend({PEDAL: FakeInputDevice(["KEY_A", "KEY_B"])}), "KEY_F13", "has no key KEY_F13; it has "
+     "KEY_A, KEY_B", "trigger.key"),
+    (FakeInputBackend({PEDAL: FakeInputDevice()}), "KEY_F31", "not a Linux key name", "KEY_F13"),
+])
+def test_trigger_failures_carry_their_fix(backend, key, summary, fix):
+    check = doc.check_trigger(PEDAL, key, backend)
+    assert check.status is Status.FAIL and summary in check.summary and fix in check.fix
+
+
+def test_trigger_in_the_full_run(tmp_path):
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(f"trigger:\n  device: {PEDAL}\n  key: KEY_PAUSE\n")
+    hw = full_hw(tmp_path)
+    hw.input_backend = FakeInputBackend({PEDAL: FakeInputDevice(["KEY_PAUSE"], "Presenter")})
+    checks = doc.run_checks(load_config([config_file]), doc.DoctorPaths(tmp_path / "c", tmp_path / "s"), hw)
+    trigger = next(c for c in checks if c.name == "trigger")
+    assert trigger.status is Status.OK and "KEY_PAUSE" in trigger.summary and "Presenter" in trigger.summary
+
+
 # ---- the whole command --------------------------------------------------------------------------
 def full_hw(tmp_path):
     pkg = fake_pack(tmp_path)
@@ -341,12 +382,12 @@ def test_all_ok_on_a_working_device(roots, tmp_path):
     checks = doc.run_checks(load_config([config_file]), paths, full_hw(tmp_path))
     by_name = {c.name: c for c in checks}
     assert list(by_name) == ["config", "configfs", "udc", "gadget", "hid device", "audio devices",
-                             "audio level", "model", "gpio", "memory"]
+                             "audio level", "model", "gpio", "trigger", "memory"]
     # the gadget reports /dev/hidg0, the config says /dev/null: the one warning
     assert by_name["hid device"].status is Status.WARN
     assert [c.name for c in checks if c.status is not Status.OK] == ["hid device"]
     text = doc.format_checks(checks)
-    assert text.splitlines()[-1] == "0 failed, 1 warning(s), 9 ok"
+    assert text.splitlines()[-1] == "0 failed, 1 warning(s), 10 ok"
     assert "fix: set transport.device: /dev/hidg0" in text
 
 
