@@ -6,6 +6,8 @@
 # 2. mount configfs unless it is already mounted,
 # 3. wait (briefly) for a USB device controller: dwc2 may probe after this unit starts,
 # 4. hand over to `voicekey gadget up`, which creates the HID keyboard gadget idempotently.
+#    Everything the host sees (descriptors, USB serial number) is decided there, in Python: the
+#    serial is transport.serial from the config files, or derived from the board's serial number.
 set -euo pipefail
 
 configfs_root=/sys/kernel/config
@@ -21,6 +23,7 @@ Usage: ${0##*/} [--configfs-root DIR] [--sysfs-root DIR] [--udc-wait SECONDS] [-
 Set up the VoiceKey USB keyboard gadget: modprobe libcomposite, mount configfs if needed,
 wait up to --udc-wait seconds (default ${udc_wait}) for a USB device controller, then run
 \`voicekey gadget up\`. Needs root. Safe to run again (everything is idempotent).
+The USB serial number is transport.serial from the config (default: derived from the board).
 
 Options:
   --configfs-root DIR   configfs mount point (default ${configfs_root})

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import hmac
 import logging
 import os
+import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from appliance.errors import GadgetError
@@ -45,9 +48,92 @@ class GadgetSettings:
     """USB product id (default: Multifunction Composite Gadget)."""
     manufacturer: str = "VoiceKey"
     product: str = "VoiceKey voice keyboard"
-    serial: str = "voicekey-0001"
+    serial: str | None = None
+    """USB serial number (config ``transport.serial``); None: :func:`device_serial`, so that two
+    VoiceKeys on one host are told apart (hosts key per-device settings on it)."""
     max_power_ma: int = 100
     """bMaxPower in mA: what the Pi asks the host for (a Zero 2 W needs a separate supply above this)."""
+
+
+#: Serial used when neither the board nor the machine id gives one (every such device shares it).
+FALLBACK_SERIAL = "voicekey-unknown"
+#: The label the machine id is hashed with: the USB serial is not the machine id, and a different
+#: product on the same Pi hashing the same id gets an unrelated value.
+_SERIAL_LABEL = b"voicekey usb serial number"
+_SERIAL_CHARS = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("ascii", "replace")
+    except OSError:
+        return None
+
+
+def _usable_serial(raw: str | None) -> str | None:
+    """A board serial as read (device-tree strings end in NUL), or None if absent, odd or all zero."""
+    if raw is None:
+        return None
+    text = raw.strip("\x00 \t\r\n")
+    if not _SERIAL_CHARS.fullmatch(text) or not text.strip("0"):
+        return None
+    return text
+
+
+def board_serial(proc_root: Path = Path("/proc"), sysfs_root: Path = Path("/sys")) -> str | None:
+    """The board's serial number, or None.
+
+    Read from the device tree (``/proc/device-tree/serial-number``, the same node as
+    ``/sys/firmware/devicetree/base/serial-number``; the Raspberry Pi firmware puts the SoC serial
+    there) or else the ``Serial`` line of ``/proc/cpuinfo`` (Raspberry Pi kernels). All-zero
+    serials (boards without one, some emulators) count as none.
+    """
+    for path in (Path(proc_root) / "device-tree" / "serial-number",
+                 Path(sysfs_root) / "firmware" / "devicetree" / "base" / "serial-number"):
+        serial = _usable_serial(_read_text(path))
+        if serial:
+            return serial
+    for line in (_read_text(Path(proc_root) / "cpuinfo") or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "Serial":
+            serial = _usable_serial(value)
+            if serial:
+                return serial
+    return None
+
+
+def machine_serial(etc_root: Path = Path("/etc")) -> str | None:
+    """16 hex digits derived from ``/etc/machine-id``, or None when there is no usable machine id.
+
+    The machine id itself is meant to stay private (see machine-id(5)): like systemd's
+    ``sd_id128_get_machine_app_specific()``, only an HMAC-SHA256 keyed with it over a VoiceKey
+    label leaves the device, so the same Pi always gets the same serial and the id cannot be
+    recovered from it.
+    """
+    raw = (_read_text(Path(etc_root) / "machine-id") or "").strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{32}", raw) or not raw.strip("0"):
+        return None  # missing, empty or "uninitialized" (first boot before systemd wrote it)
+    return hmac.new(raw.encode(), _SERIAL_LABEL, hashlib.sha256).hexdigest()[:16]
+
+
+def device_serial(proc_root: Path = Path("/proc"), sysfs_root: Path = Path("/sys"),
+                  etc_root: Path = Path("/etc")) -> str:
+    """The USB serial number for this device when the config sets none.
+
+    The board serial (:func:`board_serial`), else a hash of the machine id (:func:`machine_serial`),
+    else :data:`FALLBACK_SERIAL`. Stable across reboots; different between devices.
+    """
+    serial = board_serial(proc_root, sysfs_root)
+    if serial:
+        log.debug("USB serial: the board serial number")
+        return serial
+    serial = machine_serial(etc_root)
+    if serial:
+        log.debug("USB serial: derived from the machine id")
+        return serial
+    log.warning("no board serial number and no machine id: using the USB serial %r; set "
+                "transport.serial in the config to tell several VoiceKeys apart", FALLBACK_SERIAL)
+    return FALLBACK_SERIAL
 
 
 @dataclass(frozen=True)
@@ -104,12 +190,22 @@ class Gadget:
 
     def __init__(self, configfs_root: Path | str = "/sys/kernel/config",
                  sysfs_root: Path | str = "/sys", settings: GadgetSettings = GadgetSettings(),
-                 fs: ConfigFs | None = None) -> None:
+                 fs: ConfigFs | None = None, *, proc_root: Path | str = "/proc",
+                 etc_root: Path | str = "/etc") -> None:
         self.configfs_root = Path(configfs_root)
         self.sysfs_root = Path(sysfs_root)
+        self.proc_root = Path(proc_root)
+        self.etc_root = Path(etc_root)
         self.settings = settings
         self.fs = fs or ConfigFs()
         self.root = self.configfs_root / "usb_gadget" / settings.name
+
+    @cached_property
+    def serial(self) -> str:
+        """The USB serial number written: ``settings.serial``, or :func:`device_serial`."""
+        if self.settings.serial is not None:
+            return self.settings.serial
+        return device_serial(self.proc_root, self.sysfs_root, self.etc_root)
 
     # ---- inspection -------------------------------------------------------------------------
     def available_udcs(self) -> list[str]:
@@ -200,7 +296,7 @@ class Gadget:
             (root / "bcdUSB", b"0x0200"),
             (root / "strings" / LANG / "manufacturer", s.manufacturer.encode()),
             (root / "strings" / LANG / "product", s.product.encode()),
-            (root / "strings" / LANG / "serialnumber", s.serial.encode()),
+            (root / "strings" / LANG / "serialnumber", self.serial.encode()),
             (root / "configs" / CONFIG / "MaxPower", str(s.max_power_ma).encode()),
             (root / "configs" / CONFIG / "bmAttributes", b"0x80"),
             (root / "configs" / CONFIG / "strings" / LANG / "configuration", b"Boot keyboard"),
@@ -264,6 +360,7 @@ class Gadget:
         checks = [(root / "bcdDevice", _hexword(DESCRIPTOR_REVISION).encode()),
                   (root / "idVendor", _hexword(s.id_vendor).encode()),
                   (root / "idProduct", _hexword(s.id_product).encode()),
+                  (root / "strings" / LANG / "serialnumber", self.serial.encode()),
                   (fn / "report_desc", BOOT_KEYBOARD_DESCRIPTOR)]
         for path, value in checks:
             try:
