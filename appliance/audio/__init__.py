@@ -3,6 +3,7 @@
 Everything here delivers float32 mono samples at 16 kHz (:data:`SAMPLE_RATE`), in 30 ms frames.
 Heavy or optional libraries (sounddevice, webrtcvad, piper, PyAV) are imported only when used.
 
+* :mod:`appliance.audio.format`: ``SAMPLE_RATE``, ``FRAME_MS``, ``FRAME_SAMPLES`` (defined only there)
 * :mod:`appliance.audio.source`: ``AudioSource`` protocol, ``CaptureOptions``, ``ArraySource`` fake
 * :mod:`appliance.audio.capture`: ``SoundDeviceSource`` (microphone through sounddevice)
 * :mod:`appliance.audio.files`: ``FileSource``, ``load_audio``
@@ -13,10 +14,8 @@ Heavy or optional libraries (sounddevice, webrtcvad, piper, PyAV) are imported o
 
 from appliance.audio.capture import SoundDeviceSource
 from appliance.audio.files import FileSource, load_audio
+from appliance.audio.format import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
 from appliance.audio.source import (
-    FRAME_MS,
-    FRAME_SAMPLES,
-    SAMPLE_RATE,
     ArraySource,
     AudioSource,
     CaptureOptions,

@@ -32,7 +32,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from appliance.audio.source import SAMPLE_RATE, BufferedSource, CaptureOptions, to_mono
+from appliance.audio.format import SAMPLE_RATE
+from appliance.audio.source import BufferedSource, CaptureOptions, to_mono
 from appliance.errors import AudioError, ConfigError
 
 log = logging.getLogger(__name__)

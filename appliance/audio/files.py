@@ -15,14 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.audio.source import (
-    FRAME_SAMPLES,
-    SAMPLE_RATE,
-    BufferedSource,
-    CaptureOptions,
-    resample,
-    to_mono,
-)
+from appliance.audio.format import FRAME_SAMPLES, SAMPLE_RATE
+from appliance.audio.source import BufferedSource, CaptureOptions, resample, to_mono
 from appliance.errors import AudioError
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from appliance.audio.source import SAMPLE_RATE, resample
+from appliance.audio.format import SAMPLE_RATE
+from appliance.audio.source import resample
 from appliance.errors import AudioError, ModelError
 
 log = logging.getLogger(__name__)

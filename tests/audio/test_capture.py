@@ -11,7 +11,8 @@ import pytest
 
 from appliance.audio.capture import SoundDeviceSource
 from appliance.audio.fakes import FakeAudioBackend, FakeDevice
-from appliance.audio.source import FRAME_SAMPLES, SAMPLE_RATE, AudioSource, CaptureOptions
+from appliance.audio.format import FRAME_SAMPLES, SAMPLE_RATE
+from appliance.audio.source import AudioSource, CaptureOptions
 from appliance.errors import AudioError, ConfigError
 from tests.audio.signals import dominant_freq, tone
 

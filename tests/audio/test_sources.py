@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from appliance.audio.files import FileSource, load_audio
-from appliance.audio.source import FRAME_SAMPLES, SAMPLE_RATE, ArraySource, AudioSource, CaptureOptions
+from appliance.audio.format import FRAME_SAMPLES, SAMPLE_RATE
+from appliance.audio.source import ArraySource, AudioSource, CaptureOptions
 from appliance.errors import AudioError
 from tests.audio.signals import dominant_freq, speech_files, tone
 
