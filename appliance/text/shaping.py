@@ -251,6 +251,15 @@ class Shaper:
         self._typed_history: list[str] = []  # history as currently on screen
         self._active = False
 
+    def undo_last(self) -> str:
+        """Forget the last finished dictation and return its text (the caller deletes it on the
+        host). "" when there is none. Independent of spoken commands (the double press uses it)."""
+        if self._active or not self._history:
+            return ""
+        last = self._history.pop()
+        self._typed_history = list(self._history)
+        return last
+
     def begin(self) -> None:
         """Start a dictation (implicitly finishes an unfinished one first)."""
         if self._active:

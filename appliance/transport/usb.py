@@ -63,11 +63,32 @@ class HidgDevice:
             raise TransportError(f"cannot open HID device {self.path}: {exc.strerror}",
                                  fix="check `voicekey gadget status`") from exc
         self._is_char_device = self.path.is_char_device()
+        self._identity = self._stat_identity(os.fstat(self.fd))
         # One poll() tells both "the report in flight completed" (POLLOUT) and "the host sent an
         # LED report" (POLLIN), so the hot path needs no extra read() per keystroke.
         self._poll = select.poll()
         self._poll.register(self.fd, select.POLLOUT | select.POLLIN)
         self._leds_read = False
+
+    @staticmethod
+    def _stat_identity(st: os.stat_result) -> tuple[int, int, int]:
+        return (st.st_dev, st.st_ino, st.st_rdev)
+
+    def replaced(self) -> bool:
+        """True when the device node is gone or is no longer the one we have open: the gadget was
+        removed and created again (``voicekey gadget up`` after a ``down``, a reboot of the gadget
+        unit), which leaves our file descriptor pointing at a dead function. One stat() call."""
+        try:
+            return self._stat_identity(os.stat(self.path)) != self._identity
+        except OSError:
+            return True
+
+    def check(self) -> None:
+        """Raises TransportError when the device must be opened again (see :meth:`replaced`)."""
+        if self.fd < 0 or self.replaced():
+            raise TransportError(f"HID device {self.path} was removed or re-created",
+                                 fix="nothing to do: it is opened again as soon as it is back "
+                                     "(`voicekey gadget status` shows the gadget)")
 
     # ---- host state -------------------------------------------------------------------------
     def udc_state(self) -> str | None:

@@ -26,14 +26,28 @@ class EdgeQueue:
 
 
 class GpioButton:
-    """A momentary button between a GPIO pin and ground (pull-up) or 3V3 (pull-down)."""
+    """A momentary button between a GPIO pin and ground (pull-up) or 3V3 (pull-down).
+
+    Keep a reference for as long as the button is used: gpiozero closes a device (and stops its
+    callbacks) when the object is garbage-collected. The composition root's supervisor keeps it."""
+
+    failed = None
+    """Always None: a GPIO line does not go away at run time (the input-device trigger can)."""
 
     def __init__(self, pin: int, edges: EdgeQueue, pull_up: bool = True, bounce_s: float = 0.02,
                  pin_factory=None) -> None:
         from gpiozero import Button  # only the adapters import gpiozero
+        from gpiozero.exc import GPIOZeroError
 
-        self._button = Button(pin, pull_up=pull_up, bounce_time=bounce_s or None,
-                              pin_factory=pin_factory)
+        from appliance.errors import ButtonError
+
+        try:
+            self._button = Button(pin, pull_up=pull_up, bounce_time=bounce_s or None,
+                                  pin_factory=pin_factory)
+        except (GPIOZeroError, OSError) as exc:
+            raise ButtonError(f"button on GPIO {pin} unusable: {exc}",
+                              fix="check button.pin in the config and that no other program uses "
+                                  "that GPIO (`voicekey doctor` checks it)") from exc
         self._button.when_pressed = lambda: edges.push(True)
         self._button.when_released = lambda: edges.push(False)
 

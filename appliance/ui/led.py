@@ -32,6 +32,7 @@ class LedPattern(enum.Enum):
     ERROR_MICROPHONE = (_code(3), "3 blinks + pause: no microphone / audio device failed (retrying)")
     ERROR_MODEL = (_code(4), "4 blinks + pause: speech model missing or failed to load")
     ERROR_HID = (_code(5), "5 blinks + pause: USB gadget / HID device not available")
+    ERROR_BUTTON = (_code(6), "6 blinks + pause: button (GPIO) or trigger input device not available")
     OFF = ((), "off: not running")
 
     @property

@@ -1,0 +1,439 @@
+"""The composition root: the one place that builds every stage and adapter and knows their order.
+
+    config + hardware factory -> Appliance (supervised parts, dictation pipeline, controller)
+
+``voicekey run`` (the systemd service) builds :class:`Appliance` with :class:`PiHardware`;
+``voicekey run --simulate`` and ``voicekey demo`` with :class:`SimulatedHardware`; the tests with
+fakes handed in through the same hardware interface. Nothing else wires stages.
+
+The hardware factory makes the adapters at the edges (GPIO button and LED, input-device trigger,
+microphone, HID device, speech model). Each may fail, at start or later: the part is then a fault
+(the controller shows its blink code), retried every ``controller.retry_s``, and the device recovers
+without a restart when the part is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from appliance import service
+from appliance.config import Config, ConfigIssue
+from appliance.controller import Controller, ControllerOptions, Stages, State
+from appliance.dictation import DictationPipeline, PipelineOptions
+from appliance.errors import ButtonError, ModelError, TransportError
+from appliance.hid.encoder import EncoderOptions, backspace_strokes, capslock_stroke, encode
+from appliance.hid.layouts import Layout, load_layout
+from appliance.hid.stroke import Stroke
+from appliance.parts import Part, Supervisor
+from appliance.stt.base import SpeechGate, Transcriber
+from appliance.text.shaping import Replacement, Shaper, ShapingOptions
+from appliance.transport.base import HidDevice
+from appliance.transport.slot import HidSlot
+from appliance.transport.typist import Typist, TypingOptions
+from appliance.ui.button import EdgeQueue
+from appliance.ui.gestures import GestureTiming
+from appliance.ui.led import FakeLed, Led, LedPattern
+
+log = logging.getLogger(__name__)
+
+
+# ---- stage adapters ----------------------------------------------------------------------------
+class LayoutEncoder:
+    """The pipeline's view of the keystroke encoder: text -> strokes for one host layout."""
+
+    def __init__(self, layout: Layout, options: EncoderOptions) -> None:
+        self.layout = layout
+        self.options = options
+
+    def text(self, text: str) -> list[Stroke]:
+        result = encode(text, self.layout, self.options)
+        for skipped in result.skipped:
+            log.info("not typed (%s) at %d", skipped.reason, skipped.index)
+        return result.strokes
+
+    def backspaces(self, n: int) -> list[Stroke]:
+        return backspace_strokes(n)
+
+
+class RecorderAdapter:
+    """Adapts an ``appliance.audio`` source to the controller: cancel, health, live frames."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self._sub: Any = None
+
+    def start(self) -> None:
+        self.source.start()
+
+    def stop(self) -> np.ndarray:
+        return self.source.stop()
+
+    def check(self) -> None:
+        """AudioError while the device is missing; re-open a dead or unplugged device when it is back."""
+        if getattr(self.source, "failed", False):
+            self.source.recover()
+        else:
+            self.source.open()
+
+    def cancel(self) -> None:
+        # The post-roll wait would block the loop: finish the utterance in the background and drop it.
+        threading.Thread(target=self.source.stop, name="recorder-cancel", daemon=True).start()
+
+    def live_frames(self, sink: Callable[[np.ndarray], None] | None) -> None:
+        if self._sub is not None:
+            self._sub.close()
+            self._sub = None
+        if sink is None:
+            return
+        sub = self._sub = self.source.frames()
+
+        def pump() -> None:
+            for frame in sub:
+                sink(frame)
+
+        threading.Thread(target=pump, name="endpointer", daemon=True).start()
+
+    def close(self) -> None:
+        self.source.close()
+
+
+# ---- options from the config (each setting is defined once, in appliance/config.py) -------------
+def shaping_options(config: Config) -> ShapingOptions:
+    return ShapingOptions(commands=config.text.spoken_commands,
+                          vocabulary=tuple(config.text.vocabulary),
+                          replacements=tuple(Replacement(k, v) for k, v in config.text.replacements.items()))
+
+
+def encoder_options(config: Config) -> EncoderOptions:
+    k = config.keyboard
+    return EncoderOptions(unmapped=k.unmapped, host_os=k.host_os, allow_newline=k.allow_newline,
+                          allow_tab=k.allow_tab)
+
+
+def typing_options(config: Config) -> TypingOptions:
+    t = config.transport
+    return TypingOptions(rate=t.rate, give_up_s=t.give_up_s, settle_s=t.settle_s)
+
+
+def capture_options(config: Config):  # noqa: ANN201 - appliance.audio.source.CaptureOptions
+    from appliance.audio.source import CaptureOptions
+
+    a = config.audio
+    return CaptureOptions(pre_roll_ms=a.pre_roll_ms, post_roll_ms=a.post_roll_ms,
+                          max_utterance_s=a.max_utterance_s)
+
+
+def build_gate(config: Config) -> SpeechGate:
+    from appliance.audio.vad import VoiceActivityDetector
+
+    return VoiceActivityDetector(aggressiveness=config.vad.aggressiveness,
+                                 min_speech_ms=config.vad.min_speech_ms)
+
+
+def build_transcriber(config: Config) -> Transcriber:
+    """The Whisper transcriber from ``stt.*`` and ``text.vocabulary`` (loads and warms the model)."""
+    from appliance.stt.models import ModelStore, resolve_model
+    from appliance.stt.whisper import WhisperTranscriber, settings_from_config
+
+    store_kw: dict[str, Any] = {"allow_download": config.stt.allow_hub_download}
+    if config.stt.model_dir:
+        store_kw["model_dirs"] = (config.stt.model_dir,)
+    if config.stt.cache_dir:
+        store_kw["cache_dir"] = config.stt.cache_dir
+    model = resolve_model(config.stt.model, ModelStore(**store_kw))
+    return WhisperTranscriber(model, settings_from_config(config.stt, config.text))
+
+
+# ---- hardware factories ------------------------------------------------------------------------
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+class Hardware(Protocol):
+    """Makes the adapters at the hardware edges. Any method may raise (a missing or broken part)."""
+
+    def led(self, config: Config) -> Led: ...
+
+    def button(self, config: Config, edges: EdgeQueue) -> Closeable | None:
+        """The push button, delivering edges (None: the device has none)."""
+
+    def trigger(self, config: Config, edges: EdgeQueue) -> Closeable | None:
+        """The input-device key (``trigger.*``; None when not configured)."""
+
+    def microphone(self, config: Config) -> RecorderAdapter: ...
+
+    def hid_device(self, config: Config) -> HidDevice: ...
+
+    def transcriber(self, config: Config) -> Transcriber: ...
+
+    def gate(self, config: Config) -> SpeechGate: ...
+
+
+class PiHardware:
+    """The real device: gpiozero pins, evdev input devices, sounddevice, ``/dev/hidg0``, Whisper.
+
+    ``pin_factory`` (gpiozero), ``audio_backend`` (appliance.audio.capture) and ``input_backend``
+    (appliance.ui.input_key) default to the real ones; tests pass gpiozero's ``MockFactory`` and the
+    audio/input fakes to run this same class."""
+
+    def __init__(self, *, pin_factory: Any = None, audio_backend: Any = None, input_backend: Any = None) -> None:
+        self.pin_factory = pin_factory
+        self.audio_backend = audio_backend
+        self.input_backend = input_backend
+
+    def led(self, config: Config) -> Led:
+        if config.led.pin is None:
+            return FakeLed()
+        from appliance.ui.led import GpioLed
+
+        return GpioLed(config.led.pin, config.led.active_high, pin_factory=self.pin_factory)
+
+    def button(self, config: Config, edges: EdgeQueue) -> Closeable | None:
+        from appliance.ui.button import GpioButton
+
+        b = config.button
+        return GpioButton(b.pin, edges, pull_up=b.pull_up, bounce_s=b.bounce_s, pin_factory=self.pin_factory)
+
+    def trigger(self, config: Config, edges: EdgeQueue) -> Closeable | None:
+        if config.trigger.device is None:
+            return None
+        from appliance.ui.input_key import InputKeyButton
+
+        t = config.trigger
+        return InputKeyButton(t.device, t.key, edges, grab=t.grab, backend=self.input_backend)
+
+    def microphone(self, config: Config) -> RecorderAdapter:
+        from appliance.audio.capture import SoundDeviceSource
+
+        return RecorderAdapter(SoundDeviceSource(config.audio.device, capture_options(config),
+                                                 backend=self.audio_backend))
+
+    def hid_device(self, config: Config) -> HidDevice:
+        t = config.transport
+        if t.kind != "usb":
+            raise TransportError(f"transport {t.kind!r} is not available in this version",
+                                 fix="set transport.kind: usb")
+        from appliance.gadget.configfs import Gadget
+        from appliance.transport.usb import HidgDevice
+
+        gadget = Gadget(t.configfs_root, t.sysfs_root)
+        return HidgDevice(t.device, udc_state_file=gadget.udc_state_file())
+
+    def transcriber(self, config: Config) -> Transcriber:
+        return build_transcriber(config)
+
+    def gate(self, config: Config) -> SpeechGate:
+        return build_gate(config)
+
+
+class SimulatedHardware(PiHardware):
+    """A dev machine (``voicekey run --simulate``, ``voicekey demo``): a simulated host that prints
+    what it receives, the LED as log lines, and the button on the terminal (Enter toggles it) or
+    driven by the caller (``button="none"``; push edges into :attr:`Appliance.edges`).
+
+    ``audio``: ``"mic"`` (the default microphone), a file path, ``"say:TEXT"`` (Piper TTS), or a
+    float32 16 kHz array played once per dictation."""
+
+    def __init__(self, audio: str | np.ndarray = "mic", *, button: str = "terminal",
+                 echo: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self.audio = audio
+        self.button_kind = button
+        self.echo = echo
+        self.host: Any = None
+
+    def led(self, config: Config) -> Led:
+        return FakeLed()
+
+    def button(self, config: Config, edges: EdgeQueue) -> Closeable | None:
+        if self.button_kind == "terminal":
+            return TerminalButton(edges)
+        return None
+
+    def trigger(self, config: Config, edges: EdgeQueue) -> Closeable | None:
+        return None
+
+    def microphone(self, config: Config) -> RecorderAdapter:
+        from appliance.audio.source import ArraySource
+
+        audio = self.audio
+        if isinstance(audio, np.ndarray):
+            return RecorderAdapter(ArraySource([audio] * 100, options=capture_options(config)))
+        if audio == "mic":
+            return super().microphone(config)
+        if audio.startswith("say:"):
+            from appliance.audio.piper_source import synthesize
+
+            clip = synthesize(audio[4:])
+        else:
+            from appliance.audio.files import load_audio
+
+            clip = load_audio(audio)
+        return RecorderAdapter(ArraySource([clip] * 100, options=capture_options(config)))
+
+    def hid_device(self, config: Config) -> HidDevice:
+        from appliance.transport.simulated import SimulatedHost
+
+        self.host = SimulatedHost(load_layout(config.keyboard.layout), echo=self.echo)
+        return self.host
+
+
+class TerminalButton:
+    """Enter on the terminal toggles the button (press, release); end of input releases it."""
+
+    def __init__(self, edges: EdgeQueue, stream: Any = None) -> None:
+        stream = stream if stream is not None else sys.stdin
+
+        def reader() -> None:
+            down = False
+            for _ in stream:
+                down = not down
+                edges.push(down)
+            if down:
+                edges.push(False)
+
+        threading.Thread(target=reader, name="terminal-button", daemon=True).start()
+
+    def close(self) -> None:
+        pass
+
+
+# ---- the appliance -----------------------------------------------------------------------------
+def _button_check(button: Any) -> None:
+    failed = getattr(button, "failed", None)
+    if failed:
+        raise failed if isinstance(failed, BaseException) else ButtonError(str(failed))
+
+
+def _close(thing: Any) -> None:
+    close = getattr(thing, "close", None)
+    if close is not None:
+        close()
+
+
+class Appliance:
+    """Everything one run of the device is made of; ``await run()`` until :meth:`stop`.
+
+    Build it inside the event loop (the LED plays its patterns on it)."""
+
+    def __init__(self, config: Config, hardware: Hardware, *, config_issues: Sequence[ConfigIssue] = (),
+                 notify: Callable[[str], object] = service.notify, watchdog_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.hardware = hardware
+        self.config_issues = list(config_issues)
+        self.notify = notify
+        self.watchdog_s = watchdog_s
+        self.clock = clock
+        self.edges = EdgeQueue()
+        try:
+            self.led = hardware.led(config)
+        except Exception as exc:  # noqa: BLE001 - no LED is no reason not to type
+            log.error("status LED unusable, running without it: %s", exc)
+            self.led = FakeLed()
+        self.led.show(LedPattern.STARTING)
+        self.recorder = hardware.microphone(config)
+        self.parts = self._parts()
+        typist = Typist(HidSlot(self.parts["hid"]), typing_options(config), capslock=capslock_stroke())
+        self.pipeline = DictationPipeline(
+            gate=hardware.gate(config), transcriber=self._transcriber,
+            shaper=Shaper(shaping_options(config)),
+            encoder=LayoutEncoder(load_layout(config.keyboard.layout), encoder_options(config)),
+            typist=typist, options=PipelineOptions(forget_after_s=config.text.forget_after_s), clock=clock)
+        self.controller = Controller(Stages(
+            recorder=self.recorder, pipeline=self.pipeline, typist=typist, led=self.led,
+            endpointer_factory=self._endpointer, live_frames=self.recorder.live_frames,
+            faults=self.parts.faults, pairing=None,
+        ), ControllerOptions(
+            timing=GestureTiming(hold_s=config.button.hold_s, double_press_s=config.button.double_press_s,
+                                 pairing_hold_s=config.button.pairing_hold_s),
+            busy_press=config.controller.busy_press, pairing_s=config.controller.pairing_s,
+        ), clock=clock)
+        self._stopped = asyncio.Event()
+
+    def _parts(self) -> Supervisor:
+        config, hw, edges = self.config, self.hardware, self.edges
+        parts: list[Part] = [
+            Part("speech model", LedPattern.ERROR_MODEL, open=lambda: hw.transcriber(config)),
+            Part("microphone", LedPattern.ERROR_MICROPHONE, open=self._open_microphone,
+                 check=lambda r: r.check()),
+            Part("hid", LedPattern.ERROR_HID, open=lambda: hw.hid_device(config),
+                 check=lambda d: getattr(d, "check", lambda: None)(), close=_close, blocks_dictation=False,
+                 inline=True, check_while_busy=True),
+            Part("button", LedPattern.ERROR_BUTTON, open=lambda: hw.button(config, edges) or _Absent(),
+                 check=_button_check, close=_close, blocks_dictation=False),
+        ]
+        if config.trigger.device is not None:
+            parts.append(Part("trigger", LedPattern.ERROR_BUTTON, open=lambda: hw.trigger(config, edges),
+                              check=_button_check, close=_close, blocks_dictation=False))
+        busy = (State.LISTENING, State.TRANSCRIBING, State.TYPING)
+        return Supervisor(parts, retry_s=config.controller.retry_s,
+                          busy=lambda: self.controller.state in busy)
+
+    def _open_microphone(self) -> RecorderAdapter:
+        self.recorder.check()
+        return self.recorder
+
+    def _transcriber(self) -> Transcriber:
+        model = self.parts["speech model"].value
+        if model is None:
+            raise ModelError("the speech model is not loaded", fix="see the error logged when it was loaded")
+        return model
+
+    def _endpointer(self) -> object:
+        from appliance.audio.vad import Endpointer
+
+        return Endpointer(build_gate(self.config), end_silence_ms=self.config.vad.endpoint_silence_ms,  # type: ignore[arg-type]
+                          max_utterance_ms=int(self.config.audio.max_utterance_s * 1000))
+
+    async def run(self) -> None:
+        """Open the parts, tell systemd we are up, and serve until :meth:`stop`. Never raises for a
+        failing part: that is shown, retried and recovered from."""
+        watchdog = None
+        try:
+            await self.parts.first_round()
+            self.parts.start()
+            if self.config_issues:
+                self.controller.show_error(LedPattern.ERROR_CONFIG, f"{len(self.config_issues)} config issue(s); "
+                                           "running on defaults for them (see `voicekey doctor`)")
+            faults = self.parts.faults()
+            self.notify("READY=1")
+            self.notify("STATUS=" + ("ready" if not faults else
+                                     "waiting for: " + ", ".join(f.part for f in faults)))
+            if self.watchdog_s:
+                watchdog = asyncio.get_running_loop().create_task(self._watchdog(self.watchdog_s))
+            await self.controller.run(self.edges.queue)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            await self.parts.stop()
+            _close(self.recorder)
+            self.led.close()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    async def _watchdog(self, period_s: float) -> None:
+        """Feed systemd's watchdog only while the controller loop keeps turning."""
+        while True:
+            stalled = self.clock() - self.controller.last_tick
+            if stalled < max(2 * period_s, 2.0):
+                self.notify("WATCHDOG=1")
+            else:
+                log.error("controller loop stalled for %.0f s: not feeding the watchdog", stalled)
+            await asyncio.sleep(period_s)
+
+
+class _Absent:
+    """Stands for a part the hardware does not have (e.g. the simulator's button)."""
+
+    def close(self) -> None:
+        pass
