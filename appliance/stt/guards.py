@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +37,10 @@ class GuardSettings:
     loop_min_tokens: int = 12
     #: longest pattern (tokens) looked for
     loop_max_period: int = 24
+    #: a trailing repeat: the text ends with an immediate second copy of its preceding phrase of at
+    #: least this many words ("not only by Schofer. Not only by Schofer."); shorter repeats ("very
+    #: very", "no, no") are speech. 0 turns the check off.
+    tail_repeat_min_words: int = 3
     #: token budget: ``base_tokens + tokens_per_second * clip seconds`` (speech is ~3-5 tokens/s)
     base_tokens: int = 16
     tokens_per_second: float = 7.0
@@ -84,6 +88,46 @@ def find_loop(tokens: Sequence[int], settings: GuardSettings) -> int | None:
     return best
 
 
+def find_tail_repeat(units: Sequence[Hashable], min_length: int) -> int | None:
+    """Index where an immediate repeat of the preceding phrase at the end starts, or None.
+
+    ``units`` are tokens or normalised words. The sequence ends with a repeat when its last ``p``
+    units equal the ``p`` units before them for some ``p >= min_length``; the shortest such ``p``
+    wins, and ``units[:index]`` keeps the first copy. Unlike :func:`find_loop` one repeat is
+    enough, which is why ``min_length`` must be long enough for genuine repeats to stay.
+    """
+    n = len(units)
+    if min_length < 1:
+        return None
+    for period in range(min_length, n // 2 + 1):
+        if list(units[n - period:]) == list(units[n - 2 * period:n - period]):
+            return n - period
+    return None
+
+
+def _word_key(word: str) -> str:
+    return "".join(ch for ch in word.casefold() if ch.isalnum())
+
+
+def tail_repeat_cut(text: str, settings: GuardSettings) -> int | None:
+    """Character index in ``text`` where a trailing repeat of the preceding phrase starts, or None.
+
+    Words are compared without case and punctuation ("by Schofer. Not only by Schofer." repeats
+    "not only by schofer"); ``text[:index]`` ends with the first copy (and its punctuation).
+    A phrase shorter than ``tail_repeat_min_words`` words, or one whose words are all blank,
+    does not count.
+    """
+    words = split_words(text)
+    keys = [_word_key(w) for w in words]
+    at = find_tail_repeat(keys, settings.tail_repeat_min_words)
+    if at is None or not any(keys[at:]):
+        return None
+    return len("".join(words[:at]))
+
+
+#: :func:`runaway_reason` for a text that ends with a repeat of its preceding phrase
+TRAILING_REPEAT = "trailing repeat"
+
 def is_no_speech(no_speech_prob: float, avg_logprob: float, settings: GuardSettings) -> bool:
     """Whisper's silence rule: high no-speech probability and low confidence in the text."""
     return no_speech_prob > settings.no_speech_threshold and avg_logprob < settings.logprob_threshold
@@ -96,6 +140,8 @@ def runaway_reason(tokens: Sequence[int], text: str, avg_logprob: float, budget:
         return f"length ({len(tokens)} tokens >= budget {budget})"
     if find_loop(tokens, settings) is not None:
         return "repetition loop"
+    if tail_repeat_cut(text, settings) is not None:
+        return TRAILING_REPEAT
     ratio = compression_ratio(text)
     if ratio > settings.compression_ratio_threshold:
         return f"compression ratio {ratio:.2f}"

@@ -38,7 +38,7 @@ import numpy as np
 from appliance.errors import ConfigError, ModelError
 from appliance.stt.base import SAMPLE_RATE, SpeechGate, Timings, Transcript, WordSink, check_samples
 from appliance.stt.guards import (GuardSettings, find_loop, is_blank_text, is_no_speech, rms,
-                                  runaway_reason, split_words)
+                                  runaway_reason, split_words, tail_repeat_cut)
 from appliance.stt.vocab import Vocabulary
 from appliance.stt.models import ModelStore, ResolvedModel, quantized_copy, resolve_model
 
@@ -416,6 +416,13 @@ class WhisperTranscriber:
             log.info("capping a repetition loop at token %d of %d", loop_at, len(tokens))
             tokens = tokens[:loop_at]
         text = self._vocab.decode(tokens)
+        if padded_mode or not self.settings.fallback:
+            # No longer window to ask: drop a trailing repeat of the preceding phrase. After a
+            # fallback re-run, a repeat the padded window still reads is kept (it was probably said).
+            cut = tail_repeat_cut(text, guards)
+            if cut is not None:
+                log.info("dropping a trailing repeat (%d of %d characters)", len(text) - cut, len(text))
+                text = text[:cut]
         stats.tokens += len(tokens)
         stats.avg_logprob = avg_logprob
         full = (before + text).lstrip()
@@ -437,3 +444,16 @@ class _Stats:
     no_speech_prob: float = 0.0
     fallback: str | None = None
     dropped: str | None = None
+
+
+def settings_from_config(stt: "SttConfig", text: "TextConfig | None" = None) -> WhisperSettings:
+    """``WhisperSettings`` from the config's ``stt`` section (and ``text.vocabulary``): the one mapping
+    from user settings to the transcriber, used by the composition root."""
+    import dataclasses
+
+    kwargs: dict = {}
+    fields = {f.name for f in dataclasses.fields(WhisperSettings)}
+    if "vocabulary" in fields and text is not None:
+        kwargs["vocabulary"] = tuple(text.vocabulary)
+    return WhisperSettings(compute_type=stt.compute_type, threads=stt.threads, language=stt.language,
+                           window=WindowPolicy(mode="short" if stt.short_window else "padded"), **kwargs)

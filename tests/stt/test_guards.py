@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from appliance.stt.guards import (GuardSettings, compression_ratio, find_loop, is_blank_text, is_no_speech,
-                                  rms, runaway_reason, split_words)
+from appliance.stt.guards import (TRAILING_REPEAT, GuardSettings, compression_ratio, find_loop, find_tail_repeat,
+                                  is_blank_text, is_no_speech, rms, runaway_reason, split_words, tail_repeat_cut)
 
 G = GuardSettings()
 
@@ -63,3 +63,37 @@ def test_blank_text_and_rms():
     assert is_blank_text(" ... -") and not is_blank_text(" ok")
     assert rms(np.zeros(10, np.float32)) == 0.0
     assert rms(np.full(10, 0.5, np.float32)) == pytest.approx(0.5)
+
+
+def test_tail_repeat_on_token_sequences():
+    phrase = [40, 41, 42, 43]
+    # one immediate repeat of the final phrase is enough; the first copy is kept
+    assert find_tail_repeat([1, 2, 3] + phrase + phrase, 3) == 3 + len(phrase)
+    # the shortest repeating phrase wins (only its last copy goes)
+    assert find_tail_repeat([1] + [9] * 8, 3) == 6
+    assert find_tail_repeat([1] + phrase * 4, 3) == 1 + 3 * len(phrase)
+    # short repeats ("very very", "no, no") stay
+    assert find_tail_repeat([1, 2, 3, 7, 7], 3) is None
+    assert find_tail_repeat([1, 2, 3, 7, 8, 7, 8], 3) is None
+    # a repeat not at the end, or a near miss, is not a trailing repeat
+    assert find_tail_repeat(phrase + phrase + [5], 3) is None
+    assert find_tail_repeat([1] + phrase + [40, 41, 42, 44], 3) is None
+    assert find_tail_repeat([], 3) is None
+    assert find_tail_repeat(phrase + phrase, 0) is None  # 0 turns it off
+
+
+def test_tail_repeat_on_text_ignores_case_and_punctuation():
+    text = " during the next 15 or 20 years, not only by Schofer. Not only by Schofer."
+    cut = tail_repeat_cut(text, G)
+    assert text[:cut] == " during the next 15 or 20 years, not only by Schofer."
+    assert tail_repeat_cut(" It was very, very good.", G) is None
+    assert tail_repeat_cut(" No, no.", G) is None
+    assert tail_repeat_cut(" I said thank you, thank you.", G) is None  # two words: speech
+    assert tail_repeat_cut(" Ready. Set. Go.", G) is None
+    assert tail_repeat_cut(" - - - - - -", G) is None  # no words at all: not this guard's business
+    assert tail_repeat_cut(text, GuardSettings(tail_repeat_min_words=0)) is None
+
+
+def test_trailing_repeat_is_a_runaway_reason():
+    text = " Meet me at the station. Meet me at the station."
+    assert runaway_reason(list(range(12)), text, -0.2, 50, G) == TRAILING_REPEAT

@@ -85,6 +85,44 @@ def test_runaway_on_a_very_short_clip_is_caught(transcriber, speech_items):
     assert corpus_wer([ref], [result.text]).errors <= 1
 
 
+def test_trailing_repeat_is_dropped_on_a_real_clip(model_cache, speech_items):
+    """LJ001-0006 through a 770-frame window without fallback: tiny.en reads the final phrase
+    twice ("... that as an example of fine typography, that as an example of fine typography,");
+    with no longer window to ask, the trailing-repeat guard keeps one copy."""
+    from appliance.stt.models import ModelStore
+    from appliance.stt.whisper import WhisperSettings, WhisperTranscriber, WindowPolicy
+
+    clips = _clips(speech_items, ["ljspeech_LJ001-0006"])
+    if not clips:
+        pytest.skip("clip not in the speech set")
+    (ref, samples), = clips
+    settings = WhisperSettings(window=WindowPolicy(min_frames=750), fallback=False, stream_chunks=())
+    words: list[str] = []
+    result = WhisperTranscriber("tiny.en", settings, store=ModelStore(cache_dir=model_cache)).transcribe(
+        samples, on_words=words.append)
+    assert normalise(result.text).count("fine typography") == 1, result.text
+    assert "".join(words) == result.text
+    assert corpus_wer([ref], [result.text]).errors <= 1
+
+
+def test_trailing_repeat_reruns_the_padded_window(model_cache):
+    """Piper "Meet me at the station at half past seven." through a 770-frame window comes out
+    twice; the guard re-runs the clip through the longer window, which reads it once."""
+    from bench.clips import piper_clips
+
+    from appliance.stt.models import ModelStore
+    from appliance.stt.whisper import WhisperSettings, WhisperTranscriber, WindowPolicy
+
+    try:
+        (clip,) = piper_clips(("Meet me at the station at half past seven.",))
+    except ImportError as exc:
+        pytest.skip(f"piper not installed: {exc}")
+    settings = WhisperSettings(window=WindowPolicy(min_frames=750))
+    result = WhisperTranscriber("tiny.en", settings, store=ModelStore(cache_dir=model_cache)).transcribe(clip.samples)
+    assert normalise(result.text).count("station") == 1, result.text
+    assert result.fallback == "trailing repeat"
+
+
 def test_piper_speech(transcriber):
     from bench.clips import piper_clips
 
