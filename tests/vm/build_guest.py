@@ -50,6 +50,8 @@ WANTED_MODULES = (
     "usbhid", "hid_generic", "evdev",
     # a real ALSA capture device for whole-device tests
     "snd_aloop",
+    # virtual input devices (tests/vm/uinput_key.py): the daemon's input-key trigger
+    "uinput",
 )
 
 #: Kernel options that must be built in (``y``) or modules (``m``) for the harness to mean anything.
@@ -58,6 +60,7 @@ REQUIRED_CONFIG = (
     "CONFIG_USB_LIBCOMPOSITE", "CONFIG_USB_F_HID", "CONFIG_USB_HID", "CONFIG_HID_GENERIC",
     "CONFIG_INPUT_EVDEV", "CONFIG_SND_ALOOP", "CONFIG_9P_FS", "CONFIG_NET_9P_VIRTIO",
     "CONFIG_VIRTIO_PCI", "CONFIG_CONFIGFS_FS", "CONFIG_DEVTMPFS", "CONFIG_TMPFS",
+    "CONFIG_INPUT_UINPUT",
 )
 
 BUSYBOX = Path("/bin/busybox")
@@ -249,9 +252,10 @@ def _build_locked(cache: Path, force: bool) -> GuestImage:
     if manifest.exists() and not force:
         info = json.loads(manifest.read_text())
         image = GuestImage(guest / "vmlinuz", guest / "initramfs.cpio", manifest, info["release"])
-        # The init script is ours and changes; rebuild the cpio when it is newer.
+        # The init script and the module list are ours and change; rebuild the cpio when they do.
         if (image.kernel.exists() and image.initramfs.exists()
-                and info.get("init_sha256") == _sha256(init_src)):
+                and info.get("init_sha256") == _sha256(init_src)
+                and info.get("wanted") == list(WANTED_MODULES)):
             return image
 
     if not BUSYBOX.exists():
@@ -303,7 +307,7 @@ def _build_locked(cache: Path, force: bool) -> GuestImage:
     shutil.copy2(unpacked / "boot" / f"vmlinuz-{release}", kernel)
     manifest.write_text(json.dumps({
         "release": release, "package": image_deb.name, "modules": order,
-        "init_sha256": _sha256(init_src),
+        "init_sha256": _sha256(init_src), "wanted": list(WANTED_MODULES),
     }, indent=2) + "\n")
     return GuestImage(kernel, guest / "initramfs.cpio", manifest, release)
 
@@ -313,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m tests.vm.build_guest",
         description="Build (or reuse) the QEMU test guest: Debian's linux-image-amd64 kernel and a "
                     "busybox initramfs with the 9p, USB gadget (dummy_hcd, usb_f_hid), usbhid, evdev "
-                    "and snd-aloop modules. Output goes to $VOICEKEY_VM_CACHE or <repo>/.cache/vm.")
+                    "snd-aloop and uinput modules. Output goes to $VOICEKEY_VM_CACHE or <repo>/.cache/vm.")
     parser.add_argument("--cache", type=Path, default=None, help="cache directory (default: %(default)s"
                         " -> $VOICEKEY_VM_CACHE or <repo>/.cache/vm)")
     parser.add_argument("--force", action="store_true", help="rebuild the initramfs even if cached")
