@@ -288,7 +288,8 @@ class ButtonConfig:
     double_press_s: float = _setting(0.35, _float(0.0, 2.0, "a time", "s"))
     """Two taps within this many seconds are a double press; 0 turns double presses off."""
     pairing_hold_s: float = _setting(8.0, _float(1.0, 60.0, "a time", "s"))
-    """Holding the button this long enters Bluetooth pairing mode (must be longer than hold_s)."""
+    """Holding the button this long without speaking enters Bluetooth pairing mode (must be longer
+    than hold_s). Holding it while talking is just a long dictation."""
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,15 @@ class AudioConfig:
     """Audio still recorded after the release, so the last syllable is not cut off."""
     max_utterance_s: float = _setting(60.0, _float(1.0, 600.0, "a time", "s"))
     """Longest single recording; capture stops there even if the button is still held."""
+    sample_rate: int | None = _setting(None, _optional(_int(8000, 192000, "a sample rate in Hz"),
+                                                       "the device's default rate"))
+    """Rate the input is opened at; None for the device's default. 16000 needs no resampling (less
+    CPU) on a microphone that supports it."""
+    block_ms: int = _setting(30, _int(5, 1000, "a number of milliseconds"))
+    """Length of the blocks the audio driver delivers; longer blocks mean a larger driver buffer
+    (fewer lost samples on a starved CPU) and later hands-free end-of-speech detection."""
+    stall_timeout_s: float | None = _setting(2.0, _optional(_float(0.5, 600.0, "a time", "s"), "never"))
+    """An open input that delivers no audio for this long is taken as dead and re-opened; None: never."""
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,7 @@ class Controller:
         self._host_present = True
         self._host_was_connected: bool | None = None
         self._fault: Fault | None = None
+        self._heard_speech = False
 
     # ---- state + LED ------------------------------------------------------------------------
     def _set(self, state: State) -> None:
@@ -289,6 +290,9 @@ class Controller:
                     self.records.append(record)
                     self._start_work(self.s.pipeline.undo(record))
         elif g is Gesture.LONG_HOLD:
+            if st is State.LISTENING and self._heard_speech:
+                log.debug("long hold while talking: a long dictation, not pairing")
+                return
             if st is State.LISTENING:
                 self._cancel_listening()
             self._start_pairing()
@@ -320,9 +324,15 @@ class Controller:
         self.mode = Mode.PENDING
         self._listening_since = self.clock()
         self._set(State.LISTENING)
+        self._listen_for_speech()
 
     def _go_hands_free(self) -> None:
         self.mode = Mode.HANDS_FREE
+
+    def _listen_for_speech(self) -> None:
+        """Follow the live audio while listening: whether speech was heard (a long hold while
+        talking is a long dictation, not a request to pair) and, hands-free, where it ends."""
+        self._heard_speech = False
         if self.s.endpointer_factory is None or self.s.live_frames is None:
             return
         endpointer = self.s.endpointer_factory()
@@ -330,10 +340,17 @@ class Controller:
 
         def sink(frame: np.ndarray) -> None:  # audio thread
             event = endpointer.feed(frame)  # type: ignore[attr-defined]
-            if event is not None and getattr(event.kind, "value", "") == "utterance_ended":
+            kind = getattr(getattr(event, "kind", None), "value", "")
+            if kind == "speech_started":
+                loop.call_soon_threadsafe(self._speech_started)
+            elif kind == "utterance_ended":
                 loop.call_soon_threadsafe(self._endpoint_reached)
 
         self.s.live_frames(sink)
+
+    def _speech_started(self) -> None:
+        if self.state is State.LISTENING:
+            self._heard_speech = True
 
     def _endpoint_reached(self) -> None:
         if self.state is State.LISTENING and self.mode is Mode.HANDS_FREE:

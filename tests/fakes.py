@@ -32,6 +32,7 @@ class ScriptedRecorder:
         self.cancelled = 0
         self.present = True
         self.recording = False
+        self.sink: Any = None
 
     def start(self) -> None:
         if not self.present:
@@ -55,6 +56,16 @@ class ScriptedRecorder:
 
     def live_frames(self, sink: Any) -> None:
         self.sink = sink
+
+    def sink_speech(self, seconds: float = 0.6) -> None:
+        """Feed a voiced signal to the live-frame sink (the controller's endpointer), 30 ms frames."""
+        t = np.arange(480) / 16000
+        for i in range(int(seconds / 0.03)):
+            phase = i * 480 / 16000
+            frame = 0.3 * np.sign(np.sin(2 * np.pi * 140 * (t + phase))) * np.hanning(480).astype(np.float32)
+            frame = (frame + 0.2 * np.sin(2 * np.pi * 700 * (t + phase))).astype(np.float32)
+            if self.sink is not None:
+                self.sink(frame)
 
     def close(self) -> None:
         pass

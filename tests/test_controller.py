@@ -339,3 +339,21 @@ def test_press_while_busy_can_queue(policy):
             await rig.settle()
             assert rig.screen == "First one. Second."
     run(go())
+
+
+def test_long_hold_while_talking_is_a_long_dictation_not_pairing():
+    """Holding past pairing_hold_s while speech is heard keeps dictating; the release types it."""
+    async def go():
+        async with Rig([SPEECH], ["A long sentence."], button__pairing_hold_s=1.0) as rig:
+            rig.button.press(time.monotonic())
+            for _ in range(50):
+                await asyncio.sleep(0.02)
+                if rig.controller.state is State.LISTENING:
+                    break
+            rig.recorder.sink_speech()  # the endpointer hears speech
+            await asyncio.sleep(1.3)  # past pairing_hold_s
+            assert rig.controller.state is State.LISTENING
+            rig.button.release(time.monotonic())
+            await rig.settle()
+            assert rig.screen == "A long sentence."
+    run(go())

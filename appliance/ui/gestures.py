@@ -9,7 +9,8 @@ is decided as it goes:
                       hands-free toggle (start, or end when already hands-free)
 - ``DOUBLE``          a second press within ``double_press_s`` of a tap's release:
                       cancel the current dictation, or undo the last one when idle
-- ``LONG_HOLD``       still held after ``pairing_hold_s``: Bluetooth pairing mode
+- ``LONG_HOLD``       still held after ``pairing_hold_s``: Bluetooth pairing mode (the controller
+                      ignores it while the user is talking); its release is still a ``HOLD_END``
 
 TAP is only known once the double-press window has passed, so the classifier has a ``tick(now)``
 that the controller calls (``deadline()`` says when).
@@ -71,9 +72,7 @@ class GestureClassifier:
         if self._second_press:  # the release of a double press's second press
             self._second_press = False
             return []
-        if self._long_fired:
-            return []
-        if held >= self.timing.hold_s:
+        if held >= self.timing.hold_s:  # also after LONG_HOLD: a long dictation ends here
             return [Gesture.HOLD_END]
         self._tap_released_at = t
         return []

@@ -46,9 +46,11 @@ def test_second_press_before_tick_still_emits_pending_tap():
     assert feed([("pressed", 0), ("released", 0.1), ("pressed", 0.5)]) == [G.PRESS, G.TAP, G.PRESS]
 
 
-def test_very_long_hold_is_pairing_and_no_hold_end():
+def test_very_long_hold_is_pairing_then_its_release_ends_the_hold():
+    """The controller decides: pairing when nothing was said, else a long dictation that the
+    release ends."""
     assert feed([("pressed", 0), ("tick", 5), ("tick", 8.1), ("released", 9), ("tick", 10)]) \
-        == [G.PRESS, G.LONG_HOLD]
+        == [G.PRESS, G.LONG_HOLD, G.HOLD_END]
 
 
 def test_bounce_edges_ignored():
