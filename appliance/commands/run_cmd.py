@@ -96,6 +96,7 @@ def demo(args: argparse.Namespace) -> int:
 
     import jiwer
 
+    from appliance.audio.format import SAMPLE_RATE
     from appliance.audio.piper_source import synthesize
     from appliance.compose import Appliance, SimulatedHardware
     from appliance.config import Config
@@ -127,7 +128,7 @@ def demo(args: argparse.Namespace) -> int:
               f"{time.perf_counter() - t0:.1f} s", flush=True)
         now = time.monotonic()
         appliance.edges.push(True, now)
-        appliance.edges.push(False, now + len(clip) / 16000)  # held for the length of the sentence
+        appliance.edges.push(False, now + len(clip) / SAMPLE_RATE)  # held for the length of the sentence
         while not appliance.controller.records:
             await asyncio.sleep(0.02)
         await appliance.controller.idle()
