@@ -213,8 +213,10 @@ class PiHardware:
     def microphone(self, config: Config) -> RecorderAdapter:
         from appliance.audio.capture import SoundDeviceSource
 
-        return RecorderAdapter(SoundDeviceSource(config.audio.device, capture_options(config),
-                                                 backend=self.audio_backend))
+        a = config.audio
+        return RecorderAdapter(SoundDeviceSource(a.device, capture_options(config), backend=self.audio_backend,
+                                                 rate=a.sample_rate, block_ms=a.block_ms,
+                                                 stall_timeout_s=a.stall_timeout_s))
 
     def hid_device(self, config: Config) -> HidDevice:
         t = config.transport

@@ -150,13 +150,15 @@ class SoundDeviceSource(BufferedSource):
     :param options: pre/post-roll and limits.
     :param backend: device access (default: the real sounddevice).
     :param channels: channels to open (default: up to 2 of what the device has); they are averaged.
+    :param rate: sample rate to open the device at (default: the device's default rate).
+    :param block_ms: length of the blocks the driver delivers (PortAudio sizes its buffer from it).
     :param stall_timeout_s: no audio for this long while open counts as a dead device (None: never).
     :param clock: monotonic clock in seconds (injectable for tests).
     """
 
     def __init__(self, device: Device = None, options: CaptureOptions | None = None, *,
                  backend: AudioBackend | None = None, channels: int | None = None,
-                 block_ms: int = 30, stall_timeout_s: float | None = 2.0,
+                 rate: int | None = None, block_ms: int = 30, stall_timeout_s: float | None = 2.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(options)
         if channels is not None and channels < 1:
@@ -166,6 +168,7 @@ class SoundDeviceSource(BufferedSource):
         self.device = device
         self.backend: AudioBackend = backend if backend is not None else SoundDeviceBackend()
         self._channels_wanted = channels
+        self._rate_wanted = rate
         self._block_ms = block_ms
         self._stall_timeout = stall_timeout_s
         self._clock = clock
@@ -191,7 +194,7 @@ class SoundDeviceSource(BufferedSource):
         except LookupError as exc:
             self._needs_rescan = True
             raise self._missing_error(str(exc)) from exc
-        rate = int(round(info.default_samplerate))
+        rate = self._rate_wanted or int(round(info.default_samplerate))
         channels = min(info.max_input_channels, self._channels_wanted or 2)
         if rate <= 0:
             raise AudioError(f"audio input {info.name!r} reports no usable sample rate ({info.default_samplerate})",
