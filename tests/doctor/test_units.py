@@ -71,7 +71,9 @@ def test_daemon_unit_notify_watchdog_restart_release():
     assert one(u, "Service", "RestartSec") == "2"
     assert one(u, "Service", "ExecStart") == f"{INSTALLED_CLI} run"
     assert one(u, "Service", "ExecStopPost") == f"{INSTALLED_CLI} release"
-    assert {"voicekey-gadget.service", "sound.target"} <= words(u, "Unit", "Requires")
+    # Wants, not Requires: a failed gadget unit must not keep the daemon (and its blink code) down
+    assert not words(u, "Unit", "Requires")
+    assert {"voicekey-gadget.service", "sound.target"} <= words(u, "Unit", "Wants")
     assert {"voicekey-gadget.service", "sound.target"} <= words(u, "Unit", "After")
     assert "multi-user.target" in words(u, "Install", "WantedBy")
 
@@ -82,8 +84,8 @@ def test_daemon_unit_hardening():
                        "PrivateTmp": "yes", "DevicePolicy": "closed"}.items():
         assert one(u, "Service", key) == value, key
     allowed = set(u["Service"]["DeviceAllow"])
-    assert {"/dev/hidg0 rw", "char-alsa rw", "/dev/gpiochip0 rw", "/dev/gpiomem rw"} <= allowed
-    assert {"audio", "gpio"} <= words(u, "Service", "SupplementaryGroups")
+    assert {"/dev/hidg0 rw", "char-alsa rw", "/dev/gpiochip0 rw", "/dev/gpiomem rw", "char-input rw"} <= allowed
+    assert not words(u, "Service", "SupplementaryGroups")  # root needs none; Debian has no gpio group
     # the model cache is the only writable place, and it is where XDG_CACHE_HOME points
     assert any(p.lstrip("-") == "/var/cache/voicekey" for p in words(u, "Service", "ReadWritePaths"))
     assert "XDG_CACHE_HOME=/var/cache" in u["Service"]["Environment"]
