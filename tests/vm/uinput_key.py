@@ -9,13 +9,19 @@ input device (EVIOCGRAB, EVIOCSCLOCKID, ENODEV on removal).
 * :func:`exercise_button` - press, autorepeat, release and unplug one through a real
   ``InputKeyButton`` on a real asyncio loop; returns what happened as a dict.
 * ``python -m tests.vm.uinput_key [KEY]`` prints that dict as JSON (exit 0 if it all matched).
+* ``python -m tests.vm.uinput_key serve [--key KEY] --control FIFO`` keeps a virtual key alive for
+  a daemon to use as its ``trigger.device``: prints ``READY {"path": ..., "key": ...}`` once the
+  device exists, then acts on the lines written to the FIFO (created in the guest's tmpfs):
+  ``press``, ``release``, ``quit``, each answered by a ``DONE <n> <command>`` line on stdout.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -108,8 +114,42 @@ def exercise_button(key: str = "KEY_F13") -> dict:
     return asyncio.run(_exercise(key))
 
 
+def serve(key: str, control: Path, name: str = "VoiceKey test pedal") -> int:
+    """The ``serve`` sub-command (see the module docstring). Returns after ``quit``."""
+    with virtual_key(key, name) as vk:
+        control.unlink(missing_ok=True)
+        os.mkfifo(control)
+        try:
+            print("READY " + json.dumps({"path": str(vk.path), "key": key}), flush=True)
+            # O_RDWR: the FIFO never reports end-of-file when a writer closes it.
+            with open(os.open(control, os.O_RDWR), encoding="utf-8") as fifo:
+                for n, line in enumerate(fifo, 1):
+                    word = line.strip()
+                    if word == "press":
+                        vk.press()
+                    elif word == "release":
+                        vk.release()
+                    elif word == "quit":
+                        print(f"DONE {n} quit", flush=True)
+                        return 0
+                    else:
+                        print(f"ERROR {n} unknown command {word!r}", flush=True)
+                        continue
+                    print(f"DONE {n} {word}", flush=True)
+        finally:
+            control.unlink(missing_ok=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["serve"]:
+        parser = argparse.ArgumentParser(prog="python -m tests.vm.uinput_key serve",
+                                         description="keep a virtual key for a daemon's trigger.device")
+        parser.add_argument("--key", default="KEY_F13", help="the key (default: %(default)s)")
+        parser.add_argument("--control", type=Path, required=True, help="FIFO to create for commands")
+        opts = parser.parse_args(args[1:])
+        return serve(opts.key, opts.control)
     result = exercise_button(args[0] if args else "KEY_F13")
     print(json.dumps(result))
     return 0 if result["ok"] else 1
