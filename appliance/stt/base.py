@@ -38,6 +38,7 @@ class Transcript:
     no_speech_prob: float = 0.0  #: Whisper's no-speech probability of the first pass
     fallback: str | None = None  #: why the padded pass was run (None if it was not)
     dropped: str | None = None   #: why the text was suppressed ("silence", "vad", "no-speech", ...)
+    language: str | None = None  #: language the model was told or detected (None: not transcribed)
 
 
 @runtime_checkable

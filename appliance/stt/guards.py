@@ -125,6 +125,54 @@ def tail_repeat_cut(text: str, settings: GuardSettings) -> int | None:
     return len("".join(words[:at]))
 
 
+def _keys(text: str) -> list[str]:
+    return [k for k in map(_word_key, split_words(text)) if k]
+
+
+def _vocabulary_keys(vocabulary: Sequence[str]) -> list[list[str]]:
+    return [k for k in map(_keys, vocabulary) if k]
+
+
+def could_be_prompt_echo(text: str, vocabulary: Sequence[str]) -> bool:
+    """True while every word of ``text`` is a vocabulary word or the start of one (so the text may
+    still become an echo of the prompt): the transcriber holds such words back instead of typing
+    them early."""
+    words = {w for entry in _vocabulary_keys(vocabulary) for w in entry}
+    return bool(words) and all(any(v.startswith(k) for v in words) for k in _keys(text))
+
+
+def is_prompt_echo(text: str, vocabulary: Sequence[str]) -> bool:
+    """True if ``text`` is a copy of the vocabulary prompt rather than speech.
+
+    Whisper given a list of words as its initial prompt sometimes reads (part of) the list back for
+    audio without speech ("Schoeffer, Sch" for a breath). An echo here: every word is a vocabulary
+    word or the start of one (a copy cut short), and there are at least two such pieces. So a
+    single entry ("VoiceKey" said on its own) or a sentence that merely uses vocabulary words is
+    never an echo; a dictation of nothing but two or more vocabulary entries is the accepted cost.
+    """
+    entries = _vocabulary_keys(vocabulary)
+    words = _keys(text)
+    if not entries or not words:
+        return False
+    vocab_words = {w for entry in entries for w in entry}
+    pieces = 0
+    for word in words:
+        if word in vocab_words:
+            pieces += 1
+        elif len(word) >= 2 and any(v.startswith(word) for v in vocab_words):
+            pieces += 1  # a copy cut short by the token budget
+        else:
+            return False
+    # multi-word entries count once ("Raspberry Pi, VoiceKey" is two pieces, not three)
+    multi = sum(len(e) - 1 for e in entries if len(e) > 1 and _contains(words, e))
+    return pieces - multi >= 2
+
+
+def _contains(words: list[str], entry: list[str]) -> bool:
+    n = len(entry)
+    return any(words[i:i + n] == entry for i in range(len(words) - n + 1))
+
+
 #: :func:`runaway_reason` for a text that ends with a repeat of its preceding phrase
 TRAILING_REPEAT = "trailing repeat"
 

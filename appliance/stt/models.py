@@ -395,7 +395,10 @@ def _read_ct2_model(path: Path) -> tuple[str, int, list[tuple[str, np.ndarray]],
     (version,) = take("I")
     if version != 6:
         raise ModelError(f"{path}: CTranslate2 model binary version {version} is not supported",
-                         fix="use compute type int8 without a pre-quantized copy (--no-prequantize)")
+                         fix="nothing is required: the model is then converted to int8 while loading "
+                             "(more memory at start); to avoid that, re-convert the model with "
+                             "ct2-transformers-converter --quantization int8, or set stt.compute_type "
+                             "to float32 in the config")
     spec_name = string()
     (revision,) = take("I")
     (count,) = take("I")

@@ -181,3 +181,102 @@ def test_int8_copy_is_made_once_in_the_cache(transcriber, model_cache):
     assert transcriber.model.path.parent == model_cache
     assert "int8 copy" in transcriber.model.source
     assert (transcriber.model.path / "model.bin").stat().st_size < 45_000_000  # float16 pack is 75 MB
+
+
+VOCABULARY = ("Gutenberg", "Schoeffer", "Whittemore", "Maintz", "shapeliness")
+
+
+@pytest.fixture(scope="module")
+def vocab_transcriber(model_cache):
+    """tiny.en with a vocabulary prompt and no VAD (only Whisper's own rules against noise)."""
+    from appliance.stt.models import ModelStore
+    from appliance.stt.whisper import WhisperSettings, WhisperTranscriber
+
+    return WhisperTranscriber("tiny.en", WhisperSettings(vocabulary=VOCABULARY), gate=None,
+                              store=ModelStore(cache_dir=model_cache))
+
+
+def test_vocabulary_prompt_spells_names(transcriber, vocab_transcriber, speech_items):
+    """LJ001-0024 "... printed at Maintz by Peter Schoeffer ...": tiny.en writes "mains" and
+    "Schofer" on its own, the spellings of the vocabulary with it in the prompt."""
+    clips = _clips(speech_items, ["ljspeech_LJ001-0024", "arctic_aew_a0002"])
+    if len(clips) < 2:
+        pytest.skip("clips not in the speech set")
+    plain = [transcriber.transcribe(samples).text for _ref, samples in clips]
+    prompted = [vocab_transcriber.transcribe(samples).text for _ref, samples in clips]
+    assert "Schoeffer" not in plain[0] and "Whittemore" not in plain[1]  # what the prompt changes
+    assert "Schoeffer" in prompted[0] and "Maintz" in prompted[0], prompted
+    assert "Whittemore" in prompted[1], prompted
+    assert corpus_wer([ref for ref, _ in clips], prompted).errors <= corpus_wer([ref for ref, _ in clips], plain).errors
+
+
+@pytest.mark.parametrize("clip", nonspeech_clips(), ids=lambda c: c.id)
+def test_no_text_without_speech_with_a_vocabulary_prompt(vocab_transcriber, clip):
+    """The prompt lowers Whisper's no-speech probability on noise; it is read without the prompt."""
+    words: list[str] = []
+    assert vocab_transcriber.transcribe(clip.samples, on_words=words.append).text == ""
+    assert words == []
+
+
+def test_prompt_echo_is_dropped(model_cache):
+    """With the no-speech rules off, tiny.en reads the prompt back for a breath ("Schoeffer, Sch");
+    the echo rule alone drops it, and no word of it was handed out."""
+    from appliance.stt.guards import GuardSettings
+    from appliance.stt.models import ModelStore
+    from appliance.stt.whisper import WhisperSettings, WhisperTranscriber
+
+    settings = WhisperSettings(vocabulary=VOCABULARY,
+                               guards=GuardSettings(no_speech_threshold=1.0, no_speech_strict=1.0))
+    bare = WhisperTranscriber("tiny.en", settings, gate=None, store=ModelStore(cache_dir=model_cache))
+    (breath,) = [c for c in nonspeech_clips() if c.id == "breath"]
+    words: list[str] = []
+    result = bare.transcribe(breath.samples, on_words=words.append)
+    assert result.text == "" and words == []
+    assert result.dropped == "prompt-echo"
+
+
+@pytest.fixture(scope="module")
+def base_auto(model_cache):
+    """The multilingual base model (split pack) with ``language: auto``."""
+    from appliance.stt.models import ModelStore
+    from appliance.stt.whisper import WhisperSettings, WhisperTranscriber
+
+    try:
+        return WhisperTranscriber("base", WhisperSettings(language="auto"), store=ModelStore(cache_dir=model_cache))
+    except Exception as exc:  # noqa: BLE001 - the pack is optional
+        pytest.skip(f"base model not available: {exc}")
+
+
+def test_auto_language_detects_english(base_auto, speech_items):
+    clips = _clips(speech_items, ["jfk_inaugural", "arctic_aew_a0003"])
+    assert clips
+    for ref, samples in clips:
+        result = base_auto.transcribe(samples)
+        assert result.language == "en", result
+        assert corpus_wer([ref], [result.text]).wer < 0.2, result.text
+
+
+def test_forced_language_reaches_the_prompt(base_auto, model_cache):
+    from appliance.stt.models import ModelStore
+    from appliance.stt.whisper import WhisperSettings, WhisperTranscriber
+
+    # multilingual vocabulary: <|startoftranscript|> 50258, <|de|> 50261, <|transcribe|> 50359,
+    # <|notimestamps|> 50363
+    german = WhisperTranscriber("base", WhisperSettings(language="de", warm_up=False),
+                                store=ModelStore(cache_dir=model_cache))
+    assert german.prompt_tokens() == [50258, 50261, 50359, 50363]
+    assert base_auto.prompt_tokens("fr") == [50258, 50265, 50359, 50363]
+    # English-only models have no language token: the setting is ignored
+    from appliance.stt.whisper import WhisperSettings as S
+
+    english = WhisperTranscriber("tiny.en", S(language="de", warm_up=False), store=ModelStore(cache_dir=model_cache))
+    assert english.prompt_tokens() == [50257, 50362]
+
+
+def test_vocabulary_reaches_the_prompt_after_startofprev(vocab_transcriber):
+    vocab = vocab_transcriber._vocab
+    prompt = vocab_transcriber.prompt_tokens()
+    assert prompt[0] == vocab.id("<|startofprev|>")
+    sot = prompt.index(vocab.id("<|startoftranscript|>"))
+    assert vocab.decode(prompt[1:sot]) == " " + ", ".join(VOCABULARY)
+    assert prompt[sot:] == [50257, 50362]
