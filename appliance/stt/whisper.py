@@ -21,7 +21,13 @@ per segment. Here we call :class:`ctranslate2.models.Whisper` directly:
 * **Hallucination guard.** No model work for silent clips (RMS) or clips the VAD rejects; Whisper's
   no-speech rule (no-speech probability > 0.6 and log-prob < -1) plus a strict one (no-speech
   probability > 0.8 alone); no text that is only punctuation; loops are capped. Words are held back
-  until the end whenever the no-speech probability is above 0.6.
+  until the end whenever the no-speech probability is above 0.6. A text ending with a second copy
+  of its final phrase (3+ words) counts as a runaway (re-run; dropped when there is no longer window).
+* **Vocabulary prompt.** ``vocabulary`` goes in as Whisper's previous text (``<|startofprev|>``);
+  the no-speech probability is then read from a prompt-free step (the prompt lowers it on noise),
+  and text that is only a copy of the vocabulary list is dropped and never typed early.
+* **Language.** Multilingual models take a fixed code or ``auto`` (``detect_language`` on the first
+  encoder output of each dictation); ``*.en`` models always use English.
 """
 
 from __future__ import annotations
