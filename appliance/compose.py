@@ -213,8 +213,11 @@ class PiHardware:
     def microphone(self, config: Config) -> RecorderAdapter:
         from appliance.audio.capture import SoundDeviceSource
 
+        from appliance.audio.capture import SoundDeviceBackend
+
         a = config.audio
-        return RecorderAdapter(SoundDeviceSource(a.device, capture_options(config), backend=self.audio_backend,
+        backend = self.audio_backend if self.audio_backend is not None else SoundDeviceBackend(a.latency_s)
+        return RecorderAdapter(SoundDeviceSource(a.device, capture_options(config), backend=backend,
                                                  rate=a.sample_rate, block_ms=a.block_ms,
                                                  stall_timeout_s=a.stall_timeout_s))
 
@@ -251,13 +254,15 @@ class SimulatedHardware(PiHardware):
         self.button_kind = button
         self.echo = echo
         self.host: Any = None
+        self.on_end_of_input: Callable[[], None] | None = None
+        """Called (from the terminal thread) when the terminal button's input ends (Ctrl-D)."""
 
     def led(self, config: Config) -> Led:
         return FakeLed()
 
     def button(self, config: Config, edges: EdgeQueue) -> Closeable | None:
         if self.button_kind == "terminal":
-            return TerminalButton(edges)
+            return TerminalButton(edges, on_end=lambda: self.on_end_of_input and self.on_end_of_input())
         return None
 
     def trigger(self, config: Config, edges: EdgeQueue) -> Closeable | None:
@@ -291,7 +296,7 @@ class SimulatedHardware(PiHardware):
 class TerminalButton:
     """Enter on the terminal toggles the button (press, release); end of input releases it."""
 
-    def __init__(self, edges: EdgeQueue, stream: Any = None) -> None:
+    def __init__(self, edges: EdgeQueue, stream: Any = None, on_end: Callable[[], object] | None = None) -> None:
         stream = stream if stream is not None else sys.stdin
 
         def reader() -> None:
@@ -301,6 +306,8 @@ class TerminalButton:
                 edges.push(down)
             if down:
                 edges.push(False)
+            if on_end is not None:
+                on_end()
 
         threading.Thread(target=reader, name="terminal-button", daemon=True).start()
 
@@ -422,6 +429,12 @@ class Appliance:
 
     def stop(self) -> None:
         self.controller.stop()
+
+    async def stop_when_idle(self) -> None:
+        """Stop once the dictations in progress are typed (the simulator's end of input)."""
+        await asyncio.sleep(0.2)  # let the last edges reach the controller
+        await self.controller.idle()
+        self.stop()
 
     async def _watchdog(self, period_s: float) -> None:
         """Feed systemd's watchdog only while the controller loop keeps turning."""

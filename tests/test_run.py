@@ -323,3 +323,33 @@ def test_start_without_model_hid_device_or_microphone_shows_each_code_and_recove
 
 if os.environ.get("VOICEKEY_SKIP_MODEL_TESTS"):
     pytestmark = [pytestmark, pytest.mark.skip("VOICEKEY_SKIP_MODEL_TESTS set")]
+
+
+def _voicekey(*args: str, stdin: str = "", timeout: float = 300):  # noqa: ANN202
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("voicekey")
+    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_simulate_types_a_file_on_the_simulated_host(tmp_path: Path, sentence: np.ndarray) -> None:
+    """``voicekey run --simulate``: Enter presses, Enter releases, end of input quits once typed."""
+    import wave
+
+    wav = tmp_path / "sentence.wav"
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes((np.clip(sentence, -1, 1) * 32767).astype("<i2").tobytes())
+    result = _voicekey("run", "--simulate", "--audio", str(wav), stdin="\n\n")
+    assert result.returncode == 0, result.stderr
+    _check_typed(result.stdout.split("Ctrl-D quits.", 1)[1])
+
+
+def test_demo_runs_the_whole_pipeline() -> None:
+    result = _voicekey("demo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "host typed:" in result.stdout and "WER" in result.stdout

@@ -77,7 +77,9 @@ def run(args: argparse.Namespace, hardware: Any = None,
                 loop.add_signal_handler(sig, appliance.stop)
             except (ValueError, RuntimeError):  # not the main thread (tests run it in a thread)
                 pass
-        if args.simulate:
+        if args.simulate and isinstance(hardware, SimulatedHardware):
+            hardware.on_end_of_input = lambda: loop.call_soon_threadsafe(
+                lambda: loop.create_task(appliance.stop_when_idle()))
             print("simulate: press Enter to press the button, Enter again to release; Ctrl-D quits.",
                   flush=True)
         running = loop.create_task(appliance.run())

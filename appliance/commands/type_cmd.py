@@ -8,6 +8,7 @@ import logging
 import sys
 
 from appliance.commands.gadget_cmd import add_root_args, gadget_from_args
+from appliance.config import KeyboardConfig, TransportConfig
 from appliance.transport.typist import TypingOptions
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,10 @@ def _non_negative(value: str) -> float:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("type", help="type TEXT (or stdin with '-') on the host through the HID device")
     p.add_argument("text", help="the text to type, or - to read stdin")
-    p.add_argument("--layout", default="us", help="the host's keyboard layout, by xkb name (default: us)")
-    p.add_argument("--device", default="/dev/hidg0", help="HID gadget device (default: /dev/hidg0)")
+    p.add_argument("--layout", default=KeyboardConfig.layout,
+                   help=f"the host's keyboard layout, by xkb name (default: {KeyboardConfig.layout})")
+    p.add_argument("--device", default=str(TransportConfig.device),
+                   help=f"HID gadget device (default: {TransportConfig.device})")
     p.add_argument("--rate", type=_non_negative, default=TypingOptions.rate,
                    help=f"reports per second, 0 = as fast as the host polls (default: {TypingOptions.rate:g})")
     p.add_argument("--give-up", type=_non_negative, default=TypingOptions.give_up_s, metavar="SECONDS",
@@ -36,9 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--settle", type=_non_negative, default=TypingOptions.settle_s, metavar="SECONDS",
                    help="pause after the host (re)connects before typing on "
                         f"(default: {TypingOptions.settle_s:g})")
-    p.add_argument("--unmapped", choices=("transliterate", "skip", "unicode"), default="transliterate",
+    p.add_argument("--unmapped", choices=("transliterate", "skip", "unicode"), default=KeyboardConfig.unmapped,
                    help="what to do with characters the layout cannot type")
-    p.add_argument("--host-os", choices=("linux", "windows", "macos"), default="linux",
+    p.add_argument("--host-os", choices=("linux", "windows", "macos"), default=KeyboardConfig.host_os,
                    help="host OS, for --unmapped unicode")
     p.add_argument("--allow-newline", action="store_true", help="type newlines as Enter")
     p.add_argument("--allow-tab", action="store_true", help="type tabs as Tab")
