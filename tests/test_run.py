@@ -344,9 +344,23 @@ def test_simulate_types_a_file_on_the_simulated_host(tmp_path: Path, sentence: n
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
         out.writeframes((np.clip(sentence, -1, 1) * 32767).astype("<i2").tobytes())
-    result = _voicekey("run", "--simulate", "--audio", str(wav), stdin="\n\n")
-    assert result.returncode == 0, result.stderr
-    _check_typed(result.stdout.split("Ctrl-D quits.", 1)[1])
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("voicekey")
+    proc = subprocess.Popen([str(exe), "run", "--simulate", "--audio", str(wav)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write("\n")  # press ...
+        proc.stdin.flush()
+        time.sleep(len(sentence) / SAMPLE_RATE + 0.5)
+        proc.stdin.write("\n")  # ... and release after the sentence: a hold
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=300)  # closes stdin: end of input, quit once typed
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    _check_typed(out.split("Ctrl-D quits.", 1)[1])
 
 
 def test_demo_runs_the_whole_pipeline() -> None:
