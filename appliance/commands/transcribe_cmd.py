@@ -12,7 +12,7 @@ import numpy as np
 
 from appliance.commands.models_cmd import add_model_args, store_from_args
 from appliance.errors import AudioError
-from appliance.stt.base import SpeechGate
+from appliance.stt.base import SAMPLE_RATE, SpeechGate
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def load_audio(path: Path) -> np.ndarray:
             return np.asarray(read_audio(path), dtype=np.float32)
         from faster_whisper.audio import decode_audio
 
-        return decode_audio(str(path), sampling_rate=16_000)
+        return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
     except AudioError:
         raise
     except Exception as exc:  # decoders raise many types for unreadable files

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from appliance.audio.format import SAMPLE_RATE  # noqa: F401 - re-exported: what every clip is sampled at
 #: Receives complete words (each with its leading space) in order; joined they equal the final text.
 WordSink = Callable[[str], None]
 
