@@ -27,6 +27,7 @@ from appliance.cli import build_parser  # noqa: E402
 from appliance.commands import run_cmd  # noqa: E402
 from appliance.compose import PiHardware  # noqa: E402
 from appliance.controller import State  # noqa: E402
+from appliance.ui.input_key import FakeInputBackend, FakeInputDevice  # noqa: E402
 from appliance.ui.led import LedPattern  # noqa: E402
 from bench.wer import word_errors  # noqa: E402
 from tests.oracle.xkb import decode_reports  # noqa: E402
@@ -34,6 +35,7 @@ from tests.oracle.xkb import decode_reports  # noqa: E402
 pytestmark = pytest.mark.model
 
 BUTTON, LED = 17, 27
+PEDAL = "/dev/input/by-id/usb-Fake_foot_pedal-event-kbd"
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 MAX_WER = 0.35
 BACKSPACE = 0x2A
@@ -94,6 +96,8 @@ class Daemon:
     def __init__(self, config: Path, hidg: Path, mic: FakeDevice) -> None:
         self.factory = MockFactory()
         self.backend = FakeAudioBackend([mic])
+        self.pedal = FakeInputDevice(("KEY_F13", "KEY_A"), name="Fake foot pedal")
+        self.inputs = FakeInputBackend({PEDAL: self.pedal})
         self.room = Room(self.backend)
         self.hidg = hidg
         self.app = None
@@ -108,7 +112,7 @@ class Daemon:
             started.set()
 
         args = build_parser("run").parse_args(["run", "--config", str(config)])
-        hardware = PiHardware(pin_factory=self.factory, audio_backend=self.backend)
+        hardware = PiHardware(pin_factory=self.factory, audio_backend=self.backend, input_backend=self.inputs)
 
         def main() -> None:
             self.exit_code = run_cmd.run(args, hardware, on_started=on_started)
@@ -182,6 +186,7 @@ def _base_config(tmp: Path, hidg: Path, **overrides: dict) -> dict:
         "transport": {"device": str(hidg), "settle_s": 0.0, "rate": 0,
                       "configfs_root": str(tmp / "configfs"), "sysfs_root": str(tmp / "sys")},
         "controller": {"retry_s": 0.2},
+        "trigger": {"device": PEDAL, "key": "KEY_F13"},
         "logging": {"level": "INFO"},
     }
     for section, values in overrides.items():
@@ -225,6 +230,19 @@ def test_hold_to_talk_types_what_was_said(daemon: Daemon, sentence: np.ndarray) 
     daemon.settle(before + 1)
     _check_typed(daemon.typed())
     assert daemon.reports()[-1] == bytes(8)  # every burst ends with all keys up
+
+
+def test_a_foot_pedal_key_is_a_second_button(daemon: Daemon, sentence: np.ndarray) -> None:
+    typed_before = daemon.typed()
+    before = daemon.dictations()
+    daemon.pedal.press()
+    daemon.wait_state(State.LISTENING, timeout=5)
+    daemon.room.say(sentence)
+    daemon.room.wait_said()
+    daemon.pedal.release()
+    daemon.settle(before + 1)
+    _check_typed(daemon.typed()[len(typed_before):])
+    assert daemon.pedal.grabbed  # its keys do nothing else on the Pi
 
 
 def test_tap_is_hands_free_and_ends_on_silence(daemon: Daemon, sentence: np.ndarray) -> None:
