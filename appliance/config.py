@@ -321,6 +321,10 @@ class AudioConfig:
     block_ms: int = _setting(30, _int(5, 1000, "a number of milliseconds"))
     """Length of the blocks the audio driver delivers; longer blocks mean a larger driver buffer
     (fewer lost samples on a starved CPU) and later hands-free end-of-speech detection."""
+    latency_s: float | None = _setting(None, _optional(_float(0.001, 5.0, "a time", "s"),
+                                                        "the driver's default"))
+    """Input buffer asked of the audio driver; None for PortAudio's "high" default. A larger one
+    loses no audio when the CPU is starved for a while, at the cost of memory and delay."""
     stall_timeout_s: float | None = _setting(2.0, _optional(_float(0.5, 600.0, "a time", "s"), "never"))
     """An open input that delivers no audio for this long is taken as dead and re-opened; None: never."""
 

@@ -88,10 +88,13 @@ class AudioBackend(Protocol):
 
 
 class SoundDeviceBackend:
-    """:class:`AudioBackend` on the real ``sounddevice`` module (imported on first use)."""
+    """:class:`AudioBackend` on the real ``sounddevice`` module (imported on first use).
 
-    def __init__(self) -> None:
+    ``latency``: the input buffer in seconds asked of PortAudio (None: its "high" default)."""
+
+    def __init__(self, latency: float | None = None) -> None:
         self._sd: Any = None
+        self.latency = latency
 
     @property
     def sd(self) -> Any:
@@ -132,7 +135,8 @@ class SoundDeviceBackend:
         sd = self.sd
         try:
             return sd.InputStream(device=device, samplerate=samplerate, channels=channels, dtype="float32",
-                                  blocksize=blocksize, callback=callback, finished_callback=finished_callback)
+                                  blocksize=blocksize, callback=callback, finished_callback=finished_callback,
+                                  latency=self.latency if self.latency is not None else "high")
         except sd.PortAudioError as exc:
             raise OSError(str(exc)) from exc
 

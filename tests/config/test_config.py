@@ -126,6 +126,7 @@ BAD_VALUES = [
     ("audio", "sample_rate", "4000", "8000-192000, or null for the device's default rate"),
     ("audio", "sample_rate", "16000.5", "sample rate in Hz"),
     ("audio", "block_ms", "0", "5-1000"),
+    ("audio", "latency_s", "6", "0.001 to 5 s, or null for the driver's default"),
     ("audio", "stall_timeout_s", "0.1", "0.5 to 600 s, or null for never"),
     ("trigger", "device", "event3", "absolute path"),
     ("trigger", "grab", "1", "true or false"),

@@ -53,11 +53,11 @@ RATE = 10
 #: Capture settings (the ``audio`` section) for the slow emulated guest:
 #: - snd-aloop's default rate (44.1 kHz) makes the guest resample in the audio callback, slower
 #:   than real time under TCG (input overflows, lost audio); at 16 kHz there is nothing to resample;
-#: - 250 ms blocks: PortAudio sizes the ALSA buffer from the block, and the guest's vCPU is
-#:   descheduled for long stretches (30 ms blocks overflow; KVM would manage them);
+#: - 250 ms blocks and a 1 s ALSA buffer: the guest's vCPU is descheduled for long stretches, and
+#:   PortAudio's default buffer overflows then (measured: ~1 "input overflow" a second, words lost);
 #: - no stall detection: transcription starves the audio thread for seconds under TCG, which is
 #:   not a dead microphone.
-AUDIO = {"sample_rate": 16000, "block_ms": 250, "stall_timeout_s": None}
+AUDIO = {"sample_rate": 16000, "block_ms": 250, "latency_s": 1.0, "stall_timeout_s": None}
 #: Generous bounds (seconds) for the slow guest; each wait fails with the daemon's log.
 START_S = 600
 DICTATION_S = 480
@@ -221,7 +221,7 @@ def _dictate(app: Daemon, clip: Clip, name: str) -> tuple[str, str]:
         played = app.press_play_release(clip)
         released = time.monotonic()
         outcome = app.wait_count(DICTATED, done_before + 1, DICTATION_S, "the dictation to end")
-        outcome = outcome[-1].group(1)
+        outcome = outcome[-1].group(2) or outcome[-1].group(1)
         app.wait_current("ready", timeout=60)
         events = recorder.finish()
     log = app.log()
