@@ -32,6 +32,7 @@ from appliance.errors import ButtonError, ModelError, TransportError
 from appliance.hid.encoder import EncoderOptions, backspace_strokes, capslock_stroke, encode
 from appliance.hid.layouts import Layout, load_layout
 from appliance.hid.stroke import Stroke
+from appliance.live import LiveOptions
 from appliance.parts import Part, Supervisor
 from appliance.stt.base import SpeechGate, Transcriber
 from appliance.text.shaping import Replacement, Shaper, ShapingOptions
@@ -75,6 +76,9 @@ class RecorderAdapter:
 
     def stop(self) -> np.ndarray:
         return self.source.stop()
+
+    def snapshot(self) -> np.ndarray:
+        return self.source.snapshot()
 
     def check(self) -> None:
         """AudioError while the device is missing; re-open a dead or unplugged device when it is back."""
@@ -129,6 +133,11 @@ def capture_options(config: Config):  # noqa: ANN201 - appliance.audio.source.Ca
     a = config.audio
     return CaptureOptions(pre_roll_ms=a.pre_roll_ms, post_roll_ms=a.post_roll_ms,
                           max_utterance_s=a.max_utterance_s)
+
+
+def live_options(config: Config) -> LiveOptions:
+    v = config.live
+    return LiveOptions(enabled=v.enabled, after_s=v.after_s, pause_ms=v.pause_ms, pass_s=v.pass_s)
 
 
 def build_gate(config: Config) -> SpeechGate:
@@ -356,7 +365,8 @@ class Appliance:
             gate=hardware.gate(config), transcriber=self._transcriber,
             shaper=Shaper(shaping_options(config)),
             encoder=LayoutEncoder(load_layout(config.keyboard.layout), encoder_options(config)),
-            typist=typist, options=PipelineOptions(forget_after_s=config.text.forget_after_s), clock=clock)
+            typist=typist, options=PipelineOptions(forget_after_s=config.text.forget_after_s), clock=clock,
+            live=live_options(config), trailing_silence=build_gate(config).trailing_silence_s)
         self.controller = Controller(Stages(
             recorder=self.recorder, pipeline=self.pipeline, typist=typist, led=self.led,
             endpointer_factory=self._endpointer, live_frames=self.recorder.live_frames,

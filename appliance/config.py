@@ -365,6 +365,21 @@ class SttConfig:
 
 
 @dataclass(frozen=True)
+class LiveConfig:
+    """Live dictation: words typed while you are still speaking, never taken back."""
+
+    enabled: bool = _setting(True, _bool)
+    """Type while speaking (hands-free at once, push-to-talk after after_s); false: type after the end."""
+    after_s: float = _setting(3.0, _float(0.0, 60.0, "a time", "s"))
+    """Push-to-talk: live typing starts once the button has been held this long."""
+    pause_ms: int = _setting(500, _int(200, 5000, "a number of milliseconds"))
+    """A pause this long commits what was said before it (it is typed)."""
+    pass_s: float = _setting(1.0, _float(0.3, 10.0, "a time", "s"))
+    """Inside a long stretch without pauses, a new guess at most every this much audio; words two
+    guesses agree on are typed."""
+
+
+@dataclass(frozen=True)
 class TextConfig:
     """Text shaping between the transcript and the keyboard."""
 
@@ -469,6 +484,8 @@ class Config:
     """Voice activity detection."""
     stt: SttConfig = field(default_factory=SttConfig)
     """Speech to text."""
+    live: LiveConfig = field(default_factory=LiveConfig)
+    """Live dictation."""
     text: TextConfig = field(default_factory=TextConfig)
     """Text shaping."""
     keyboard: KeyboardConfig = field(default_factory=KeyboardConfig)

@@ -130,6 +130,8 @@ class Controller:
         self._host_was_connected: bool | None = None
         self._fault: Fault | None = None
         self._heard_speech = False
+        self._record = DictationRecord(released_at=self.clock())
+        self._live = None
 
     # ---- state + LED ------------------------------------------------------------------------
     def _set(self, state: State) -> None:
@@ -235,7 +237,10 @@ class Controller:
 
     async def _shutdown(self) -> None:
         if self.state is State.LISTENING:
+            live, self._live = self._live, None
             self._cancel_listening()
+            if live is not None:
+                await self.s.pipeline.cancel_live(live)
         for task in [self._work, *self._work_queue]:
             if task is not None and not task.done():
                 task.cancel()
@@ -284,7 +289,7 @@ class Controller:
             if st is State.LISTENING:
                 started_by_first_press = self.clock() - self._listening_since < \
                     self.options.timing.double_press_s + self.options.timing.hold_s
-                self._cancel_listening()
+                self._cancel_listening(undo_typed=True)
                 if started_by_first_press and self.mode is Mode.PENDING:
                     record = DictationRecord(released_at=self.clock())
                     self.records.append(record)
@@ -325,9 +330,19 @@ class Controller:
         self._listening_since = self.clock()
         self._set(State.LISTENING)
         self._listen_for_speech()
+        self._record = DictationRecord(released_at=self.clock())
+        self._live = None
+        snapshot = getattr(self.s.recorder, "snapshot", None)
+        if snapshot is not None:
+            try:
+                self._live = self.s.pipeline.start_live(self._record, snapshot)
+            except VoiceKeyError as exc:  # e.g. the model went away: the release transcribes as usual
+                log.warning("live dictation not started: %s", exc)
 
     def _go_hands_free(self) -> None:
         self.mode = Mode.HANDS_FREE
+        if self._live is not None:
+            self._live.session.go_hands_free()
 
     def _listen_for_speech(self) -> None:
         """Follow the live audio while listening: whether speech was heard (a long hold while
@@ -357,26 +372,42 @@ class Controller:
             log.info("hands-free: end of speech")
             asyncio.get_running_loop().create_task(self._finish_listening())
 
-    def _cancel_listening(self) -> None:
+    def _cancel_listening(self, undo_typed: bool = False) -> None:
+        """Drop the recording. A live dictation stops; with ``undo_typed`` what it already typed is
+        deleted too (a double press cancels the whole dictation)."""
         if self.s.live_frames:
             self.s.live_frames(None)
         self.s.recorder.cancel()
+        live, self._live = self._live, None
+        if live is not None:
+            self._start_work(self._abandon_live(live, self._record, undo_typed))
         self._set(State.READY)
+
+    async def _abandon_live(self, live, record: DictationRecord, undo_typed: bool) -> None:  # noqa: ANN001
+        await self.s.pipeline.cancel_live(live)
+        if undo_typed and record.typed:
+            undo = DictationRecord(released_at=self.clock())
+            self.records.append(undo)
+            await self.s.pipeline.undo(undo)
 
     async def _finish_listening(self) -> None:
         if self.state is not State.LISTENING:
             return
         if self.s.live_frames:
             self.s.live_frames(None)
-        record = DictationRecord(released_at=self.clock())
+        record, live, self._live = self._record, self._live, None
+        record.released_at = self.clock()
         self.records.append(record)
         self._set(State.TRANSCRIBING)
-        self._start_work(self._dictation(record))
+        self._start_work(self._dictation(record, live))
 
-    async def _dictation(self, record: DictationRecord) -> None:
+    async def _dictation(self, record: DictationRecord, live=None) -> None:  # noqa: ANN001
         samples = await asyncio.to_thread(self.s.recorder.stop)
         try:
-            await self.s.pipeline.dictate(samples, record)
+            if live is not None:
+                await self.s.pipeline.finish_live(live, samples, record)
+            else:
+                await self.s.pipeline.dictate(samples, record)
         except VoiceKeyError as exc:
             self.show_error(LedPattern.ERROR_MODEL, exc)
 

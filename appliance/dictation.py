@@ -27,6 +27,7 @@ import numpy as np
 
 from appliance.audio.source import SAMPLE_RATE
 from appliance.hid.stroke import Stroke
+from appliance.live import LiveOptions, LiveSession, LiveStats
 from appliance.stt.base import SpeechGate, Transcriber, Transcript
 from appliance.text.shaping import Edit, Shaper
 from appliance.transport.typist import Typist, TypingResult
@@ -56,6 +57,8 @@ class DictationRecord:
     """Strokes dropped because the host stayed away longer than ``give_up_s``."""
     kind: str = "dictation"
     """``dictation`` or ``undo``."""
+    live: LiveStats | None = None
+    """Live dictation's passes and CPU time (None: transcribed after the release only)."""
 
 
 class HostText:
@@ -94,6 +97,15 @@ class HostText:
         self.dictations = []
 
 
+@dataclass
+class LiveRun:
+    """A live dictation in progress: its session, the words it hands over, the typing task."""
+
+    session: LiveSession
+    fragments: asyncio.Queue
+    typing: asyncio.Task
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
     forget_after_s: float = 120.0
@@ -114,6 +126,9 @@ class DictationPipeline:
     clock: Callable[[], float] = time.monotonic
     on_typing: Callable[[], None] = lambda: None
     """Called when keys start going out (the controller shows its TYPING state)."""
+    live: LiveOptions = field(default_factory=LiveOptions)
+    trailing_silence: Callable[[np.ndarray], float | None] | None = None
+    """Live dictation's pause detector (seconds of silence after speech; None: no speech)."""
 
     def __post_init__(self) -> None:
         self.host = HostText()
@@ -158,40 +173,82 @@ class DictationPipeline:
             log.info("no speech in %.1f s of audio", len(samples) / SAMPLE_RATE)
             return
         loop = asyncio.get_running_loop()
-        words: asyncio.Queue[str | None] = asyncio.Queue()
+        fragments: asyncio.Queue[str | None] = asyncio.Queue()
         transcriber = self.transcriber()
 
         def on_words(fragment: str) -> None:  # model thread
-            loop.call_soon_threadsafe(words.put_nowait, fragment)
+            loop.call_soon_threadsafe(fragments.put_nowait, fragment)
 
         async def transcribe() -> Transcript:
             try:
                 return await asyncio.to_thread(transcriber.transcribe, speech, on_words)
             finally:
-                loop.call_soon_threadsafe(words.put_nowait, None)
+                loop.call_soon_threadsafe(fragments.put_nowait, None)
 
         job = loop.create_task(transcribe())
         try:
-            async with self._lock:  # queued dictations type in order
-                self._begin()
-                self.shaper.begin()
-                self.host.begin()
-                try:
-                    while (fragment := await words.get()) is not None:
-                        await self._type_edit(self.shaper.feed(fragment), record)
-                    await self._type_edit(self.shaper.finish(), record)
-                except BaseException:
-                    # What the host got of it stays in self.host (a double press deletes exactly
-                    # that); the shaper's idea of the text is no longer what the host shows.
-                    record.cancelled = True
-                    self._reset_shaper = True
-                    raise
-                finally:
-                    self._end()
+            await self._type_fragments(fragments, record)
         finally:
             if not job.done():
                 job.cancel()  # the thread finishes on its own; its words are dropped
         record.transcript = job.result()  # a model failure raises here (VoiceKeyError)
+        self._log_done(record)
+
+    # ---- live dictation ---------------------------------------------------------------------
+    def start_live(self, record: DictationRecord, snapshot: Callable[[], np.ndarray],
+                   hands_free: bool = False) -> LiveRun | None:
+        """Begin typing while the user speaks (see appliance/live.py); None when live mode is off."""
+        if not self.live.enabled or self.trailing_silence is None:
+            return None
+        fragments: asyncio.Queue[str | None] = asyncio.Queue()
+        session = LiveSession(self.transcriber(), snapshot, self.trailing_silence, fragments.put_nowait,
+                              self.live, self.clock, hands_free)
+        session.start()
+        typing = asyncio.get_running_loop().create_task(self._type_fragments(fragments, record))
+        return LiveRun(session, fragments, typing)
+
+    async def finish_live(self, run: LiveRun, samples: np.ndarray, record: DictationRecord) -> None:
+        """The recording ended: the rest is decoded continuing what was typed, and typed."""
+        try:
+            await run.session.finish(samples, self.gate.trim)
+        except BaseException:
+            run.typing.cancel()
+            raise
+        finally:
+            run.fragments.put_nowait(None)
+        await run.typing
+        record.transcript = getattr(run.session, "transcript", None)
+        record.live = run.session.stats
+        self._log_done(record)
+
+    async def cancel_live(self, run: LiveRun) -> None:
+        """Stop a live dictation (what it typed stays on the host and in :attr:`host`)."""
+        run.typing.cancel()
+        await run.session.cancel()
+        try:
+            await run.typing
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            pass
+
+    async def _type_fragments(self, fragments: asyncio.Queue[str | None], record: DictationRecord) -> None:
+        async with self._lock:  # dictations type in order
+            self._begin()
+            self.shaper.begin()
+            self.host.begin()
+            try:
+                while (fragment := await fragments.get()) is not None:
+                    await self._type_edit(self.shaper.feed(fragment), record)
+                await self._type_edit(self.shaper.finish(), record)
+            except BaseException:
+                # What the host got of it stays in self.host (a double press deletes exactly
+                # that); the shaper's idea of the text is no longer what the host shows.
+                record.cancelled = True
+                self._reset_shaper = True
+                raise
+            finally:
+                self._end()
+
+    def _log_done(self, record: DictationRecord) -> None:
         log.info("dictation: %d words, first key %.0f ms after release", len(record.typed.split()),
                  1000 * (record.first_key_at - record.released_at) if record.first_key_at else -1)
         log.debug("typed %r", record.typed)

@@ -360,6 +360,13 @@ class _Recorder:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(frames)
 
+    def snapshot(self) -> np.ndarray:
+        """Everything the current utterance holds so far (pre-roll included), as one array: the same
+        samples ``collect()`` will return, minus what is still to come."""
+        with self._cond:
+            frames = list(self._frames) if self._state in (_State.RECORDING, _State.POST_ROLL) else []
+        return np.concatenate(frames) if frames else np.zeros(0, dtype=np.float32)
+
     def subscribe(self) -> FrameSubscription:
         sub = FrameSubscription(self, self.options.frame_queue_frames)
         with self._cond:
@@ -404,6 +411,9 @@ class AudioSource(Protocol):
 
     def frames(self) -> FrameSubscription:
         """Subscribe to live 30 ms frames (for hands-free endpointing)."""
+
+    def snapshot(self) -> np.ndarray:
+        """The current utterance so far (for live dictation)."""
 
     def set_frame_sink(self, sink: Callable[[np.ndarray], None] | None) -> None:
         """Call ``sink(frame)`` on the audio thread for every live 30 ms frame; None removes it."""
@@ -525,6 +535,10 @@ class BufferedSource:
     def frames(self) -> FrameSubscription:
         """Subscribe to live frames (see :class:`FrameSubscription`)."""
         return self._recorder.subscribe()
+
+    def snapshot(self) -> np.ndarray:
+        """The current utterance so far, pre-roll included (live dictation decodes it as it grows)."""
+        return self._recorder.snapshot()
 
     @property
     def recording(self) -> bool:

@@ -244,6 +244,16 @@ class VoiceActivityDetector:
         end = min(len(samples), kept[-1][1] * size + pad)
         return start, end
 
+    def trailing_silence_s(self, samples: np.ndarray) -> float | None:
+        """Seconds since the last voiced frame of ``samples`` (live dictation's pause detector), or
+        None when they hold no speech (less voiced speech than ``min_speech_ms``)."""
+        opts = self.options
+        voiced = _in_runs(self.classify(samples).voiced)
+        if int(voiced.sum()) < max(1, -(-opts.min_speech_ms // opts.frame_ms)):
+            return None
+        last = int(np.flatnonzero(voiced)[-1])
+        return (len(voiced) - 1 - last) * opts.frame_ms / 1000
+
     def trim(self, samples: np.ndarray) -> np.ndarray | None:
         """Return ``samples`` without leading/trailing silence (keeping ``padding_ms``), or None.
 

@@ -333,6 +333,7 @@ class WhisperTranscriber:
         self._suppress = [-1, *sorted({i for i in specials if i is not None})]
         self._features = FeatureExtractor(feature_size=self._model.n_mels)
         self._storage = ctranslate2.StorageView
+        self._known: list[list[int]] = []  # token sequences of recent passes (for text prefixes)
         self.load_ms = (time.perf_counter() - t0) * 1000
         if self.settings.warm_up:
             self._warm_up()
@@ -341,8 +342,11 @@ class WhisperTranscriber:
 
     # -- public -----------------------------------------------------------------------------
 
-    def transcribe(self, samples: np.ndarray, on_words: WordSink | None = None) -> Transcript:
-        """Transcribe float32 mono 16 kHz samples; see :class:`~appliance.stt.base.Transcriber`."""
+    def transcribe(self, samples: np.ndarray, on_words: WordSink | None = None, prefix: str = "") -> Transcript:
+        """Transcribe float32 mono 16 kHz samples; see :class:`~appliance.stt.base.Transcriber`.
+
+        ``prefix``: text already typed for this audio (live dictation). The decode is forced to
+        continue it, ``on_words`` gets only the words after it, and the transcript starts with it."""
         t0 = time.perf_counter()
         samples = check_samples(samples)
         audio_s = len(samples) / SAMPLE_RATE
@@ -356,6 +360,8 @@ class WhisperTranscriber:
             if self.settings.vad_trim:
                 samples = np.ascontiguousarray(speech, dtype=np.float32)
         emitter = _Emitter(on_words, t0)
+        forced = self._tokens_for(prefix)
+        emitter.text = self._vocab.decode(forced).lstrip() if forced else ""
         stats = _Stats()
         tf = time.perf_counter()
         features = self._features(samples)
@@ -365,7 +371,7 @@ class WhisperTranscriber:
         for start in range(0, n_frames, FULL_FRAMES):
             segment = features[:, start:start + FULL_FRAMES]
             seg_samples = samples[start * HOP:(start + FULL_FRAMES) * HOP]
-            text = self._segment(segment, seg_samples, text, emitter, stats)
+            text = self._segment(segment, seg_samples, text, emitter, stats, forced if start == 0 else [])
         text = text.strip()
         dropped = stats.dropped
         if not emitter.text and text and is_blank_text(text):
@@ -389,6 +395,46 @@ class WhisperTranscriber:
             avg_logprob=stats.avg_logprob, no_speech_prob=stats.no_speech_prob,
             fallback=stats.fallback, dropped=None if text else dropped,
             language=stats.language or self._language)
+
+    def hypothesis(self, samples: np.ndarray, prefix: str = "") -> str:
+        """One quick greedy pass (short window, no fallback, no words handed out) continuing
+        ``prefix``: the current guess for live dictation. "" when it looks like no speech."""
+        samples = check_samples(samples)
+        if samples.size < HOP * 10:
+            return prefix.strip()
+        forced = self._tokens_for(prefix)
+        stats = _Stats()
+        features = self._features(samples)[:, :FULL_FRAMES]
+        encoded = self._encode(self._window(features), stats)
+        if self._language == "auto":
+            self._detect_language(encoded, stats)
+        budget = self.settings.guards.token_budget(min(len(samples), FULL_FRAMES * HOP) / SAMPLE_RATE) + len(forced)
+        result = self._generate(encoded, list(forced), budget, not forced, stats)
+        tokens = list(result.sequences_ids[0])
+        if not forced and self._no_speech_prob(encoded, result, stats) > self.settings.guards.no_speech_threshold:
+            return ""
+        loop_at = find_loop(tokens, self.settings.guards)
+        if loop_at is not None:
+            tokens = tokens[:max(loop_at, len(forced))]
+        self._remember(tokens)
+        return self._vocab.decode(tokens).strip()
+
+    def _remember(self, tokens: list[int]) -> None:
+        self._known = [*self._known[-3:], list(tokens)]
+
+    def _tokens_for(self, prefix: str) -> list[int]:
+        """Token ids of ``prefix``: a word prefix of a recent pass (no tokenizer needed), else encoded."""
+        target = prefix.strip()
+        if not target:
+            return []
+        for tokens in reversed(self._known):
+            for k in range(len(tokens), 0, -1):
+                text = self._vocab.decode(tokens[:k]).strip()
+                if text == target:
+                    return tokens[:k]
+                if len(text) < len(target):
+                    break
+        return encode_text(Path(self.model.path), target)
 
     def prompt_tokens(self, language: str | None = None) -> list[int]:
         """The decoder prompt (token ids) used for ``language`` (default: the configured one, or
@@ -482,23 +528,25 @@ class WhisperTranscriber:
         return np.ascontiguousarray(features, dtype=np.float32)
 
     def _segment(self, segment: np.ndarray, seg_samples: np.ndarray, before: str,
-                 emitter: _Emitter, stats: _Stats) -> str:
-        """Decode one (<= 30 s) segment; returns ``before`` + its text. Hands out words on the way."""
+                 emitter: _Emitter, stats: _Stats, forced: list[int] | None = None) -> str:
+        """Decode one (<= 30 s) segment; returns ``before`` + its text. Hands out words on the way.
+        ``forced``: tokens the decode must continue (their text is already typed)."""
         guards = self.settings.guards
-        budget = guards.token_budget(len(seg_samples) / SAMPLE_RATE)
+        forced = list(forced or [])
+        budget = guards.token_budget(len(seg_samples) / SAMPLE_RATE) + len(forced)
         padded_mode = self.settings.window.mode == "padded"
         window = self._padded(seg_samples, stats) if padded_mode else self._window(segment)
         stats.window = max(stats.window, window.shape[1])
         encoded = self._encode(window, stats)
         if self._language == "auto" and stats.language is None:
             self._detect_language(encoded, stats)
-        schedule = [c for c in self.settings.stream_chunks if c < budget] + [budget]
-        tokens: list[int] = []
+        schedule = [len(forced) + c for c in self.settings.stream_chunks if len(forced) + c < budget] + [budget]
+        tokens: list[int] = list(forced)
         no_speech = 0.0
         avg_logprob = 0.0
         for index, limit in enumerate(schedule):
-            result = self._generate(encoded, tokens, limit, index == 0, stats)
-            if index == 0:
+            result = self._generate(encoded, tokens, limit, index == 0 and not forced, stats)
+            if index == 0 and not forced:
                 no_speech = self._no_speech_prob(encoded, result, stats)
             tokens = list(result.sequences_ids[0])
             avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
@@ -529,7 +577,7 @@ class WhisperTranscriber:
                 del encoded  # free the previous pass's encoder output first
                 encoded = self._encode(self._padded(seg_samples, stats, frames), stats)
                 stats.window = max(stats.window, frames)
-                result = self._generate(encoded, [], budget, True, stats)
+                result = self._generate(encoded, list(forced), budget, not forced, stats)
                 tokens = list(result.sequences_ids[0])
                 avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
                 if not typed and is_no_speech(self._no_speech_prob(encoded, result, stats), avg_logprob, guards):
@@ -541,7 +589,7 @@ class WhisperTranscriber:
         loop_at = find_loop(tokens, guards)
         if loop_at is not None:
             log.info("capping a repetition loop at token %d of %d", loop_at, len(tokens))
-            tokens = tokens[:loop_at]
+            tokens = tokens[:max(loop_at, len(forced))]
         text = self._vocab.decode(tokens)
         if padded_mode or not self.settings.fallback:
             # No longer window to ask: drop a trailing repeat of the preceding phrase. After a
@@ -550,7 +598,7 @@ class WhisperTranscriber:
             if cut is not None:
                 log.info("dropping a trailing repeat (%d of %d characters)", len(text) - cut, len(text))
                 text = text[:cut]
-        stats.tokens += len(tokens)
+        stats.tokens += len(tokens) - len(forced)
         stats.avg_logprob = avg_logprob
         full = (before + text).lstrip()
         if not full.startswith(emitter.text):
