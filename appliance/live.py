@@ -197,23 +197,27 @@ class LiveSession:
         tick = min(0.1, self.options.pass_s / 4)
         while not self._stopping:
             await asyncio.sleep(tick)
-            if not self.hands_free and self.clock() - self._started_at < self.options.after_s:
-                continue
-            audio = self.snapshot()
-            new_s = (len(audio) - self._last_pass_len) / SAMPLE_RATE
-            if new_s < self.options.pass_s:
-                continue
-            if self._last_pass_len:
-                self.stats.skipped += max(0, int(new_s / self.options.pass_s) - 1)
-            self._last_pass_len = len(audio)
-            stretch = audio[self._stretch_start:]
-            silence = self.trailing_silence(stretch)
-            if silence is None:
-                continue  # no speech in this stretch yet
-            if silence * 1000 >= self.options.pause_ms:
-                await self._commit_stretch(audio, stretch, silence)
-            else:
-                await self._agree(stretch)
+            await self.step()
+
+    async def step(self) -> None:
+        """Look at the audio so far and run a pass if it is due (the loop calls this every tick)."""
+        if not self.hands_free and self.clock() - self._started_at < self.options.after_s:
+            return
+        audio = self.snapshot()
+        new_s = (len(audio) - self._last_pass_len) / SAMPLE_RATE
+        if new_s < self.options.pass_s:
+            return
+        if self._last_pass_len:
+            self.stats.skipped += max(0, int(new_s / self.options.pass_s) - 1)
+        self._last_pass_len = len(audio)
+        stretch = audio[self._stretch_start:]
+        silence = self.trailing_silence(stretch)
+        if silence is None:
+            return  # no speech in this stretch yet
+        if silence * 1000 >= self.options.pause_ms:
+            await self._commit_stretch(audio, stretch, silence)
+        else:
+            await self._agree(stretch)
 
     async def _decode(self, fn: Callable[[], object]) -> object:
         self.stats.passes += 1
