@@ -64,11 +64,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from appliance.errors import ConfigError
+from appliance.text import numbers
 
 log = logging.getLogger(__name__)
 
 _TERMINALS = ".?!…"
 _CLOSERS = "\"'”’)]}»"
+_OPENERS = "\"'“‘([{«"
 _TRAILING_PUNCT = ".,;:!?…"
 
 
@@ -123,11 +125,18 @@ class Replacement:
                               fix="fix the regex, or set regex: false to match the text literally") from exc
 
 
-#: Spoken commands (normalised words) -> action. ("punct", mark), ("newline", text), ("scratch", "").
+#: Spoken commands (normalised words) -> (kind, text). Kinds: "punct" (attaches to the word before,
+#: replacing Whisper's mark there), "newline" / "tab" (typed as Enter / Tab), "open" / "close" (a quote
+#: or bracket that the next / previous word touches), "case" ("cap", "upper", "lower": the next word),
+#: "nospace" (the next word joins without a space), "numeral" (the number after it as digits),
+#: "scratch".
 DEFAULT_COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("new", "line"): ("newline", "\n"),
     ("newline",): ("newline", "\n"),
     ("new", "paragraph"): ("newline", "\n\n"),
+    ("press", "enter"): ("newline", "\n"),
+    ("press", "return"): ("newline", "\n"),
+    ("press", "tab"): ("tab", "\t"),
     ("period",): ("punct", "."),
     ("full", "stop"): ("punct", "."),
     ("comma",): ("punct", ","),
@@ -137,8 +146,22 @@ DEFAULT_COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("colon",): ("punct", ":"),
     ("semicolon",): ("punct", ";"),
     ("semi", "colon"): ("punct", ";"),
+    ("open", "quote"): ("open", '"'),
+    ("close", "quote"): ("close", '"'),
+    ("open", "bracket"): ("open", "("),
+    ("close", "bracket"): ("close", ")"),
+    ("open", "parenthesis"): ("open", "("),
+    ("close", "parenthesis"): ("close", ")"),
+    ("cap",): ("case", "cap"),
+    ("all", "caps"): ("case", "upper"),
+    ("no", "caps"): ("case", "lower"),
+    ("no", "space"): ("nospace", ""),
+    ("numeral",): ("numeral", ""),
     ("scratch", "that"): ("scratch", ""),
 }
+
+#: Command kinds that act on the word after them: without one in the same dictation they are words.
+_NEEDS_NEXT = frozenset(("case", "nospace", "numeral"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +193,20 @@ class ShapingOptions:
     history_limit: int = 50
     """How many past dictations "scratch that" can reach back through."""
 
+    numbers_min: int = 10
+    """Spoken numbers of at least this value are typed as digits ("twenty five" -> 25, "one hundred
+    and three" -> 103, "three point five" -> 3.5, "twenty first" -> 21st); smaller ones stay words
+    ("one of them"). 0 turns the conversion off. "numeral <number>" always types digits."""
+
+    enter_after: bool = False
+    """End every dictation that typed something with a newline (typed as Enter)."""
+
     def __post_init__(self) -> None:
         if self.history_limit < 1:
             raise ConfigError(f"text history_limit {self.history_limit!r} must be at least 1", fix="use 1 or more")
+        if self.numbers_min < 0:
+            raise ConfigError(f"text numbers_min {self.numbers_min!r} must not be negative",
+                              fix="use 0 (off) or the smallest number to type as digits")
         if self.literal_word is not None and not _norm(self.literal_word):
             raise ConfigError(f"text literal_word {self.literal_word!r} has no letters",
                               fix="use a single word such as 'literal', or null to disable")
@@ -187,8 +221,9 @@ def _norm(word: str) -> str:
 
 @dataclass(slots=True)
 class _Token:
-    kind: str  # "word", "punct", "newline", "scratch"
+    kind: str  # "word" or a command kind (see DEFAULT_COMMANDS)
     text: str
+    raw: bool = False  # a word never turned into digits ("literal" words, numbers already converted)
 
 
 @dataclass(slots=True)
@@ -217,13 +252,16 @@ class Shaper:
                 self._protected.add(first[0])
         # Word sequences whose proper prefixes are held back while streaming.
         seqs: list[tuple[str, ...]] = list(self._commands)
-        for _, r in self._replacements:
-            if not r.regex:
-                words = tuple(_norm(w) for w in r.pattern.split())
-                if len(words) > 1 and all(words):
-                    seqs.append(words)
+        phrases = [r.pattern for _, r in self._replacements if not r.regex] + list(opts.vocabulary)
+        for phrase in phrases:
+            words = tuple(_norm(w) for w in phrase.split())
+            if len(words) > 1 and all(words):
+                seqs.append(words)
         self._prefixes = {seq[:i] for seq in seqs for i in range(1, len(seq))}
+        self._max_prefix = max((len(p) for p in self._prefixes), default=0)
         self._max_cmd = max((len(k) for k in self._commands), default=1)
+        self._numeral = any(kind == "numeral" for kind, _ in self._commands.values())
+        self._numbers = opts.numbers_min > 0 or self._numeral
         self.reset()
 
     # -- public API -----------------------------------------------------------------------------
@@ -279,17 +317,18 @@ class Shaper:
             self.begin()
         self._raw += fragment
         words = self._raw.split()
-        keep = len(words) - self._held_back(words)
-        if self._literal and keep > 0 and _norm(words[keep - 1]) == self._literal:
-            keep -= 1  # "literal" applies to the held-back word after it
-        return self._update(self._render(words[:keep]))
+        result = self._render(words[: len(words) - self._held_back(words)])
+        # Punctuation at the very end waits for the next word, which may be a punctuation command
+        # that replaces it ("Hello." + "comma" -> "Hello,"): so nothing typed is taken back.
+        result.current = result.current.rstrip(_TRAILING_PUNCT)
+        return self._update(result)
 
     def finish(self) -> Edit:
         """End the dictation: type held-back words and commit it to the session history."""
         if not self._active:
             return Edit()
         words = self._raw.split()
-        result = self._render(words)
+        result = self._render(words, final=True)
         edit = self._update(result)
         self._history = result.history + ([result.current] if result.current else [])
         overflow = len(self._history) - self.options.history_limit
@@ -311,16 +350,29 @@ class Shaper:
 
     # -- internals ------------------------------------------------------------------------------
     def _held_back(self, words: Sequence[str]) -> int:
-        """How many trailing words may be the start of a command or multi-word replacement."""
+        """How many trailing words to keep back while streaming, because a later word may still
+        change them: the start of a command or of a multi-word replacement / vocabulary phrase, a
+        command that acts on the next word (cap, no space, literal...), an unfinished number."""
+        keep = len(words)
         norm = [_norm(w) for w in words]
-        limit = min(len(norm), max(self._max_cmd, 1) + 1)
-        for n in range(limit, 0, -1):
-            tail = tuple(norm[len(norm) - n:])
-            if tail in self._prefixes:
+        while keep:
+            n = self._hold_tail(words[:keep], norm[:keep])
+            if not n:
+                break
+            keep -= n
+        return len(words) - keep
+
+    def _hold_tail(self, words: Sequence[str], norm: Sequence[str]) -> int:
+        for n in range(min(len(norm), self._max_prefix), 0, -1):
+            if tuple(norm[len(norm) - n:]) in self._prefixes:
                 return n
-            if self._literal and n == 1 and tail[0] == self._literal:
-                return 1
-        return 0
+        for n in range(min(len(norm), self._max_cmd), 0, -1):
+            action = self._commands.get(tuple(norm[len(norm) - n:]))
+            if action is not None and action[0] in _NEEDS_NEXT:
+                return n
+        if self._literal and norm[-1] == self._literal:
+            return 1
+        return numbers.open_span(words) if self._numbers else 0
 
     def _update(self, result: _Render) -> Edit:
         old = "".join(self._typed_history) + self._typed
@@ -342,27 +394,70 @@ class Shaper:
         i = 0
         while i < len(words):
             if self._literal and norm[i] == self._literal and i + 1 < len(words):
-                tokens.append(_Token("word", words[i + 1]))
+                tokens.append(_Token("word", words[i + 1], raw=True))
                 i += 2
                 continue
             for n in range(min(self._max_cmd, len(words) - i), 0, -1):
                 action = self._commands.get(tuple(norm[i:i + n]))
-                if action is not None:
-                    tokens.append(_Token(action[0], action[1]))
-                    i += n
-                    break
+                if action is None:
+                    continue
+                kind, text = action
+                if kind == "numeral":
+                    if i + 1 < len(words) and numbers.is_starter(words[i + 1]):
+                        end = numbers.span_end(words, i + 1)
+                        digits = numbers.to_digits(" ".join(words[i + 1:end]), 0)
+                        tokens.append(_Token("word", digits, raw=True))
+                        i = end
+                        break
+                    continue  # "the numeral system": a word
+                if kind in _NEEDS_NEXT and i + n >= len(words):
+                    continue  # nothing to act on: the words themselves ("a baseball cap")
+                tokens.append(_Token(kind, text))
+                i += n
+                break
             else:
                 tokens.append(_Token("word", words[i]))
                 i += 1
-        return tokens
+        return self._digits(tokens) if self.options.numbers_min > 0 else tokens
 
-    def _render(self, words: Sequence[str]) -> _Render:
+    def _digits(self, tokens: list[_Token]) -> list[_Token]:
+        """Turn number spans in runs of (non-raw) words into digits (see appliance.text.numbers)."""
+        out: list[_Token] = []
+        i = 0
+        while i < len(tokens):
+            j = i
+            while j < len(tokens) and tokens[j].kind == "word" and not tokens[j].raw:
+                j += 1
+            if j == i:
+                out.append(tokens[i])
+                i += 1
+                continue
+            words = [tok.text for tok in tokens[i:j]]
+            k = 0
+            for start, end in numbers.spans(words):
+                out.extend(_Token("word", w) for w in words[k:start])
+                out.append(_Token("word", numbers.to_digits(" ".join(words[start:end]),
+                                                            self.options.numbers_min), raw=True))
+                k = end
+            out.extend(_Token("word", w) for w in words[k:])
+            i = j
+        return out
+
+    def _render(self, words: Sequence[str], final: bool = False) -> _Render:
         opts = self.options
         history = list(self._history)
         base = list(history)  # history as it was before this dictation typed anything
         out = ""
         ends_with_command = False
         first_word_done = False
+        case: str | None = None  # a "cap" / "all caps" / "no caps" waiting for the next word
+        glue = False  # the next word or opening mark joins without a space
+
+        def spaced(text: str) -> str:
+            before = self._frozen + "".join(history) + out
+            if before and not before[-1].isspace() and (out or opts.space_between_dictations) and not glue:
+                return " " + text
+            return text
 
         for run in _runs(self._tokens(words)):
             if run[0].kind == "word":
@@ -370,14 +465,17 @@ class Shaper:
                 if not text:
                     continue
                 before = self._frozen + "".join(history) + out
-                if before and not before[-1].isspace() and (out or opts.space_between_dictations):
-                    text = " " + text
+                text = spaced(text)
                 if opts.capitalize:
                     if _sentence_start(before):
                         text = _upper_first(text)
-                    elif not first_word_done and not out:
+                    elif not first_word_done and not out.strip(" " + _OPENERS):
                         text = self._lower_first(text)
+                if case:
+                    text = _case_first_word(text, case)
+                    case = None
                 first_word_done = True
+                glue = False
                 out += text
                 ends_with_command = False
                 continue
@@ -391,9 +489,18 @@ class Shaper:
                         if not history[-1]:
                             history.pop()
                     out += tok.text
-                elif tok.kind == "newline":
+                elif tok.kind in ("newline", "tab", "close"):
                     out += tok.text
+                    glue = False
+                elif tok.kind == "open":
+                    out += spaced(tok.text)
+                    glue = True
+                elif tok.kind == "case":
+                    case = tok.text
+                elif tok.kind == "nospace":
+                    glue = True
                 elif tok.kind == "scratch":
+                    case, glue = None, False
                     if out:
                         history = list(base)
                         out = ""
@@ -409,6 +516,8 @@ class Shaper:
                 if out.endswith(tail):
                     out = out[: -len(tail)]
                     break
+        if final and opts.enter_after and out and not out.endswith("\n"):
+            out += "\n"
         return _Render(history, out)
 
     def _replace(self, text: str) -> str:
@@ -465,13 +574,27 @@ def _constant(value: str) -> Callable[[re.Match[str]], str]:
 
 def _sentence_start(before: str) -> bool:
     """True when the next word starts a sentence: start of text, after a newline or . ? !"""
-    stripped = before.rstrip(" \t")
+    # quotes and brackets (closing: 'He said "stop." Then'; opening: 'Done. (It') don't count
+    stripped = before.rstrip(" \t" + _CLOSERS + _OPENERS)
     if not stripped or stripped.endswith("\n"):
         return True
-    stripped = stripped.rstrip(_CLOSERS)
     if stripped.endswith(("...", "…")):
         return False  # Whisper's mark for trailing off: the sentence goes on
     return bool(stripped) and stripped[-1] in _TERMINALS
+
+
+def _case_first_word(text: str, case: str) -> str:
+    """Apply a spoken case command to the first word of ``text`` (after its leading space):
+    "cap" upper-cases its first letter, "upper" / "lower" the whole word."""
+    lead = len(text) - len(text.lstrip())
+    word, sep, rest = text[lead:].partition(" ")
+    if case == "cap":
+        word = _upper_first(word)
+    elif case == "upper":
+        word = word.upper()
+    else:
+        word = word.lower()
+    return text[:lead] + word + sep + rest
 
 
 def _upper_first(text: str) -> str:
