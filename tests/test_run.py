@@ -245,6 +245,37 @@ def test_a_foot_pedal_key_is_a_second_button(daemon: Daemon, sentence: np.ndarra
     assert daemon.pedal.grabbed  # its keys do nothing else on the Pi
 
 
+LONG_TEXT = ("Live dictation types the words while you are still speaking. It waits for a pause, or for two "
+             "guesses that agree, before a word goes out. Nothing that was typed is ever taken back, "
+             "and the rest follows as soon as you let go of the button.")
+
+
+def test_a_long_hold_is_typed_live_and_matches_the_batch_result(daemon: Daemon) -> None:
+    from appliance.stt.whisper import WhisperTranscriber
+
+    long_clip = __import__("appliance.audio.piper_source", fromlist=["synthesize"]).synthesize(
+        LONG_TEXT, deterministic=True)
+    typed_before = daemon.typed()
+    before = daemon.dictations()
+    daemon.press()
+    daemon.wait_state(State.LISTENING, timeout=5)
+    daemon.room.say(long_clip)
+    daemon.room.wait_said(timeout=120)
+    typed_while_speaking = daemon.typed()[len(typed_before):]
+    daemon.release()
+    daemon.settle(before + 1, timeout=180)
+    record = daemon.controller.records[-1]
+    live_text = daemon.typed()[len(typed_before):]
+    assert typed_while_speaking.strip(), "nothing was typed before the release"
+    assert live_text.startswith(typed_while_speaking)  # nothing typed was taken back
+    assert not any(r[2] == BACKSPACE for r in daemon.reports()[-4 * len(live_text):])
+    assert record.live is not None and record.live.words_live > 0
+    batch = WhisperTranscriber("tiny.en").transcribe(long_clip).text
+    errors = word_errors(batch, live_text)
+    assert errors.wer <= 0.15, f"live {live_text!r} vs batch {batch!r}: WER {errors.wer:.2f}"
+    assert word_errors(LONG_TEXT, live_text).wer <= MAX_WER
+
+
 def test_tap_is_hands_free_and_ends_on_silence(daemon: Daemon, sentence: np.ndarray) -> None:
     typed_before = daemon.typed()
     before = daemon.dictations()
