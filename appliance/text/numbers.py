@@ -21,6 +21,7 @@ Span rules (the same forwards in :func:`spans` and backwards in :func:`open_span
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 _UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
@@ -117,7 +118,16 @@ def open_span(words: Sequence[str]) -> int:
 
 def to_digits(text: str, minimum: int) -> str:
     """One number span as digits, if its value is at least ``minimum`` (or it is part of a group
-    of numbers, such as "five six seven"); otherwise unchanged. ``minimum`` 0 converts everything."""
+    of numbers, such as "five six seven", or a decimal); otherwise unchanged. ``minimum`` 0 converts
+    everything."""
     from text_to_num import alpha2digit  # imported on first use: nothing to load when numbers are off
 
-    return alpha2digit(text, "en", threshold=minimum)
+    digits = alpha2digit(text, "en", threshold=minimum)
+    # text2num applies its threshold to single digits only ("ten" is always 10): apply it above too
+    single = _SINGLE.fullmatch(digits)
+    if single and float(single.group(1)) < minimum:
+        return text
+    return digits
+
+
+_SINGLE = re.compile(r"\W*(\d+)(?:st|nd|rd|th)?\W*")  # one whole number (decimals always convert)

@@ -148,6 +148,93 @@ def test_a_lone_command_prefix_is_typed_as_a_word():
     assert shaped("a full glass") == "A full glass"
 
 
+@pytest.mark.parametrize("transcript, expected", [
+    ("Dear Sam, press enter. Thanks.", "Dear Sam,\nThanks."),
+    ("name press tab Sam", "Name\tSam"),
+    ("open a new tab", "Open a new tab"),               # a plain "tab" is a word
+    ("He said open quote stop close quote and left.", 'He said "stop" and left.'),
+    ("A note open bracket an aside close bracket here.", "A note (an aside) here."),
+    ("see open parenthesis page close parenthesis", "See (page)"),
+    ('He said, "stop." Close quote.', 'He said, "stop.""'),  # close quote keeps Whisper's period
+    ("Done. Open quote it works close quote", 'Done. "It works"'),  # a sentence starts inside it
+])
+def test_enter_tab_quote_and_bracket_commands(transcript, expected):
+    assert shaped(transcript) == expected
+
+
+def test_open_quote_at_a_continuation_lowers_whisper_capital():
+    assert shaped("I went to the", "Open quote. Store close quote.") == 'I went to the "store"'
+
+
+@pytest.mark.parametrize("transcript, expected", [
+    ("I met cap smith today", "I met Smith today"),
+    ("plug in the all caps usb cable", "Plug in the USB cable"),
+    ("no caps Hello there", "hello there"),                # overrides the sentence start...
+    ("I like no caps iPhone", "I like iphone"),           # ...and inner capitals: the whole word
+    ("all caps gonna win", "GOING to win"),               # the first word of a replacement's output
+    ("cap literal comma", "Comma"),
+    ("hello cap comma world", "Hello, World"),            # waits for the next word
+    ("all caps twenty five", "25"),
+])
+def test_case_commands_act_on_the_next_word(transcript, expected):
+    assert shaped(transcript, replacements=(Replacement("gonna", "going to"),)) == expected
+
+
+def test_no_space_joins_the_next_word_or_mark():
+    assert shaped("hello no space world") == "Helloworld"
+    assert shaped("call it no space open bracket x close bracket") == "Call it(x)"
+
+
+def test_a_command_for_the_next_word_with_none_after_it_is_typed_as_words():
+    assert shaped("I lost my cap") == "I lost my cap"
+    assert shaped("there is no space") == "There is no space"
+    assert shaped("all caps") == "All caps"
+    assert shaped("the numeral system") == "The numeral system"  # numeral needs a number word
+
+
+def test_enter_after_ends_each_dictation_with_a_newline():
+    assert shaped("Hello there.", "And again", enter_after=True) == "Hello there.\nAnd again\n"
+    assert shaped("Send it press enter", enter_after=True) == "Send it\n"  # no second Enter
+    assert shaped("One.", "Two.", "Scratch that.", enter_after=True) == "One.\n"  # nothing typed: no Enter
+
+
+# -- numbers --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("transcript, expected", [
+    ("I have twenty five apples.", "I have 25 apples."),
+    ("one hundred and three", "103"),
+    ("It is three point five percent.", "It is 3.5 percent."),
+    ("the twenty first of May", "The 21st of May"),
+    ("twenty-five, thirty.", "25, 30."),
+    ("ten people", "10 people"),
+    ("one of them, nine times", "One of them, nine times"),  # below the minimum: words
+    ("Whisper wrote 25 already", "Whisper wrote 25 already"),
+    ("a hundred times, hundreds of them", "A hundred times, hundreds of them"),  # no starter
+    ("one hundred and salt", "100 and salt"),
+    ("literal twenty apples", "Twenty apples"),
+    ("Twenty five. Thirty.", "25. 30."),
+])
+def test_spoken_numbers_become_digits(transcript, expected):
+    assert shaped(transcript) == expected
+
+
+def test_numbers_minimum_is_a_setting():
+    assert shaped("one of them", numbers_min=1) == "1 of them"
+    assert shaped("twenty five", numbers_min=0) == "Twenty five"  # 0: off
+    assert shaped("ten people, eleven cats", numbers_min=11) == "Ten people, 11 cats"
+
+
+def test_numeral_types_any_number_as_digits():
+    assert shaped("numeral three apples") == "3 apples"
+    assert shaped("step numeral one hundred and three") == "Step 103"
+    assert shaped("numeral five", numbers_min=0) == "5"
+    assert shaped("numeral five", commands=False) == "Numeral five"
+
+
+def test_number_settings_are_validated():
+    with pytest.raises(ConfigError):
+        ShapingOptions(numbers_min=-1)
+
+
 # -- scratch that ---------------------------------------------------------------------------------
 def test_scratch_that_deletes_the_previous_dictation():
     screen = Screen()
@@ -255,6 +342,44 @@ def test_fragment_without_leading_space_continues_the_word():
     assert screen.dictate(" Hel", "lo", " there") == "Hello there"
 
 
+def feed_words(shaper: Shaper, *words: str) -> list[Edit]:
+    shaper.begin()
+    return [shaper.feed(" " + w) for w in words]
+
+
+def test_trailing_number_words_wait_for_the_number_to_end():
+    shaper = Shaper()
+    edits = feed_words(shaper, "I", "have", "twenty", "five", "apples")
+    assert edits == [Edit(0, "I"), Edit(0, " have"), Edit(), Edit(), Edit(0, " 25 apples")]
+    assert feed_words(Shaper(), "one", "hundred", "and")[1:] == [Edit(), Edit()]
+    shaper = Shaper()
+    feed_words(shaper, "three", "point")
+    assert shaper.finish() == Edit(0, "Three point")  # the end of the dictation ends the number
+    assert feed_words(Shaper(), "twenty.") == [Edit(0, "20")]  # "." ends it (and waits: see below)
+
+
+def test_commands_for_the_next_word_wait_for_it():
+    assert feed_words(Shaper(), "hello", "no", "space", "world") == [
+        Edit(0, "Hello"), Edit(), Edit(), Edit(0, "world")]
+    assert feed_words(Shaper(), "numeral", "three", "apples") == [Edit(), Edit(), Edit(0, "3 apples")]
+    shaper = Shaper()
+    assert feed_words(shaper, "my", "cap") == [Edit(0, "My"), Edit()]
+    assert shaper.finish() == Edit(0, " cap")
+
+
+def test_trailing_punctuation_waits_for_the_next_word():
+    """A punctuation command may replace it, so typing it early would mean taking it back."""
+    shaper = Shaper()
+    assert feed_words(shaper, "Hello.", "comma", "world.") == [Edit(0, "Hello"), Edit(), Edit(0, ", world")]
+    assert shaper.finish() == Edit(0, ".")
+    assert feed_words(Shaper(), "Hello.", "Again") == [Edit(0, "Hello"), Edit(0, ". Again")]
+
+
+def test_multi_word_vocabulary_is_held_back_while_streaming():
+    shaper = Shaper(ShapingOptions(vocabulary=("Raspberry Pi",)))
+    assert feed_words(shaper, "a", "raspberry", "pi") == [Edit(0, "A"), Edit(), Edit(0, " Raspberry Pi")]
+
+
 def test_shape_is_begin_feed_finish_in_one_edit():
     shaper = Shaper()
     assert shaper.shape("Hello new") == Edit(0, "Hello new")
@@ -265,32 +390,66 @@ WORDS = st.sampled_from([
     "hello", "Hello,", "world.", "new", "line", "Line.", "paragraph", "period", "comma", "question",
     "mark", "Mark.", "scratch", "that", "That.", "literal", "full", "stop", "I", "USB", "gonna", "york",
     "exclamation", "point!", "colon", "semi", "it’s", "“quoted”", "a", "the", "Store.", "wait...", "so…",
+    # numbers and the newer commands
+    "twenty", "Twenty", "five", "five.", "one", "hundred", "and", "three", "point", "first", "second,", "ten",
+    "twenty-one", "Twenty-five,", "25", "numeral", "cap", "all", "caps", "no", "space", "press", "enter",
+    "tab", "open", "close", "quote", "bracket", "parenthesis", "raspberry", "pi",
 ])
 DICTATION = st.lists(WORDS, min_size=0, max_size=12)
 EXAMPLES = int(os.environ.get("VOICEKEY_HYPOTHESIS_EXAMPLES", "300"))
 
 
+def property_options(drop: bool, enter: bool, numbers_min: int) -> ShapingOptions:
+    return ShapingOptions(replacements=(Replacement("new york", "NYC"), Replacement("gonna", "going to"),
+                                        Replacement("a", "")),
+                          vocabulary=("USB", "Raspberry Pi"), drop_final_period=drop, enter_after=enter,
+                          numbers_min=numbers_min)
+
+
+def fragments_of(words: list[str], splits) -> list[str]:
+    """A random grouping of words into fragments ("the transcriber hands words one at a time")."""
+    fragments, i = [], 0
+    while i < len(words):
+        n = splits.randint(1, 3)
+        fragments.append("".join(" " + w for w in words[i:i + n]))
+        i += n
+    return fragments
+
+
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(dictations=st.lists(DICTATION, min_size=1, max_size=4), splits=st.randoms(use_true_random=False),
-       drop=st.booleans())
-def test_streaming_word_by_word_equals_batch(dictations, splits, drop):
-    opts = ShapingOptions(replacements=(Replacement("new york", "NYC"), Replacement("gonna", "going to"),
-                                        Replacement("a", "")),
-                          vocabulary=("USB",), drop_final_period=drop)
+       drop=st.booleans(), enter=st.booleans(), numbers_min=st.sampled_from([0, 1, 10]))
+def test_streaming_word_by_word_equals_batch(dictations, splits, drop, enter, numbers_min):
+    opts = property_options(drop, enter, numbers_min)
     streamed, batch = Screen(Shaper(opts)), Screen(Shaper(opts))
     for words in dictations:
-        # random grouping of words into fragments ("the transcriber hands words one at a time")
-        fragments, i = [], 0
-        while i < len(words):
-            n = splits.randint(1, 3)
-            fragments.append("".join(" " + w for w in words[i:i + n]))
-            i += n
-        streamed.dictate(*fragments)
+        streamed.dictate(*fragments_of(words, splits))
         batch.dictate(" ".join(words))
         assert streamed.text == batch.text
     # every edit only removes text VoiceKey typed (never more than is on screen), and the
     # shaper's idea of the screen matches the simulated one
     assert streamed.text == streamed.shaper.text
+
+
+NO_DELETE_WORDS = WORDS.filter(lambda w: w != "scratch")
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(dictations=st.lists(st.lists(NO_DELETE_WORDS, max_size=12), min_size=1, max_size=4),
+       splits=st.randoms(use_true_random=False), drop=st.booleans(), enter=st.booleans(),
+       numbers_min=st.sampled_from([0, 1, 10]))
+def test_streaming_never_takes_back_what_it_typed(dictations, splits, drop, enter, numbers_min):
+    """Live dictation's rule: without "scratch that", no edit ever deletes anything.
+
+    Each dictation starts with a word: a punctuation command said *first* in a dictation replaces
+    the mark the previous, finished dictation ended with ("Is it ready." + "question mark") -- a
+    deletion by design, like "scratch that".
+    """
+    shaper = Shaper(property_options(drop, enter, numbers_min))
+    screen = Screen(shaper)
+    for words in dictations:
+        screen.dictate(*fragments_of(["so", *words], splits))
+    assert [e for e in screen.edits if e.delete] == []
 
 
 def test_transcripts_are_not_logged_above_debug(caplog):
