@@ -113,7 +113,9 @@ class RecorderAdapter:
 def shaping_options(config: Config) -> ShapingOptions:
     return ShapingOptions(commands=config.text.spoken_commands,
                           vocabulary=tuple(config.text.vocabulary),
-                          replacements=tuple(Replacement(k, v) for k, v in config.text.replacements.items()))
+                          replacements=tuple(Replacement(k, v) for k, v in config.text.replacements.items()),
+                          numbers_min=config.text.numbers_min,
+                          enter_after=config.text.enter_after)
 
 
 def encoder_options(config: Config) -> EncoderOptions:

@@ -394,6 +394,11 @@ class TextConfig:
     forget_after_s: float = _setting(120.0, _float(0.0, 86400.0, "a time", "s"))
     """After this long without dictating, what was typed before is forgotten: the next dictation
     starts like a new text and a double press no longer deletes the old one. 0 = never forget."""
+    numbers_min: int = _setting(10, _int(0, 1_000_000))
+    """Spoken numbers of at least this value are typed as digits ("twenty five" -> 25); smaller ones
+    stay words ("one of them"). 0 = off. "numeral <number>" always types digits."""
+    enter_after: bool = _setting(False, _bool)
+    """End each dictation with Enter (a newline; needs keyboard.allow_newline)."""
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,8 @@ BAD_VALUES = [
     ("controller", "pairing_s", "5", "10 to 3600 s"),
     ("controller", "retry_s", "0", "0.1 to 600 s"),
     ("text", "forget_after_s", "-1", "0 to 86400"),
+    ("text", "numbers_min", "-1", "0-1000000"),
+    ("text", "enter_after", '"sometimes"', "true or false"),
     ("transport", "device", "hidg0", "absolute path"),
     ("transport", "rate", "-1", "0 to 10000 reports per second"),
     ("transport", "rate", "fast", "0 to 10000"),
