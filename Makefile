@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SYSTEM_PACKAGES := python3-venv python3-dev qemu-system-x86 busybox-static cpio xz-utils zstd \
+SYSTEM_PACKAGES := python3-venv python3-dev gcc linux-libc-dev qemu-system-x86 busybox-static cpio xz-utils zstd \
 	libxkbcommon-dev xkb-data libportaudio2 shellcheck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
