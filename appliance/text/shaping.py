@@ -11,12 +11,27 @@ dictations join up naturally and "scratch that" can remove the previous one::
 
 How it works
 ------------
-Every call re-renders the current dictation from all the words received so far (minus words held
-back because they may start a spoken command, e.g. "new" in "new line") and returns the difference
-against what is already on the screen as an :class:`Edit`. Rendering is a pure function of the
-words and the earlier dictations, so feeding a transcript word by word or all at once always ends in
-the same text; the price is an occasional backspace when a later word changes an earlier one
-(e.g. "comma" replacing the period Whisper put on the previous word).
+Every call re-renders the current dictation from all the words received so far and returns the
+difference against what is already on the screen as an :class:`Edit`. Rendering is a pure function
+of the words and the earlier dictations, so feeding a transcript word by word or all at once always
+ends in the same text.
+
+While streaming, :meth:`Shaper.feed` holds back whatever a later word could still change, so that
+what it types is never taken back (live dictation types while the user still speaks):
+
+* trailing words that may start a spoken command or a multi-word replacement / vocabulary phrase
+  ("new" -> "new line", "open" -> "open quote", "new" -> "new york");
+* a trailing command that acts on the word after it: "cap", "all caps", "no caps", "no space",
+  "numeral", "literal";
+* an unfinished number: trailing number words ("twenty" before "five", "one hundred and", "three
+  point"), see :mod:`appliance.text.numbers`;
+* punctuation at the very end ("Hello." types "Hello"; the "." follows with the next word), because
+  a punctuation command next would replace it.
+
+Only two things delete what a dictation typed: "scratch that", and a punctuation command said
+*first* in a dictation, which replaces the mark that ended the previous, finished dictation ("Is
+it ready." + "question mark" -> "Is it ready?"). Regex replacements that span several words are not
+held back (a regex has no word prefixes to recognise) and may also retract while streaming.
 
 Rules
 -----
@@ -42,14 +57,41 @@ Rules
   punctuation command replaces any punctuation Whisper put at the end of the word before it
   ("Hello. comma" -> "Hello,"), also across the dictation boundary.
 * A command word is always a command ("the Victorian period" types "the Victorian."); say
-  "literal period" for the word.
+  "literal period" for the word. Commands beyond punctuation:
+
+  - "new line", "press enter" / "press return" type a newline, which the encoder types as Enter
+    (with ``keyboard.allow_newline`` off it becomes a space); "new paragraph" two. The next word is
+    capitalised.
+  - "press tab" types a tab (Tab with ``keyboard.allow_tab``, else a space). A plain "tab" is a word
+    ("open a new tab"). The next word keeps sentence casing (a tab is not a sentence end).
+  - "open quote" / "close quote" type ``"``; "open bracket" / "open parenthesis" type ``(``, "close
+    bracket" / "close parenthesis" ``)``. An opening mark gets a space before it and none after; a
+    closing mark none before (and Whisper's punctuation before it is kept: ``"stop."``).
+  - "cap <word>" upper-cases the first letter of the next word; "all caps <word>" upper-cases the
+    whole next word, "no caps <word>" lower-cases the whole next word (also a sentence start, an
+    acronym or a vocabulary spelling). "No space" joins the next word or opening mark to the text
+    before it without a space. "The next word" is the next word typed in the same dictation, after
+    replacements, vocabulary and numbers (so "all caps gonna" with gonna -> going to is "GOING to");
+    commands in between are done first ("cap comma word" -> ", Word").
+  - "numeral <number>" types the number as digits whatever ``numbers_min`` ("numeral three" -> 3).
+  - Commands for the next word ("cap", "all caps", "no caps", "no space", "numeral", "literal") are
+    plain words when no word follows them in the same dictation ("I lost my cap"), and "numeral"
+    also when no number word follows ("the numeral system").
 * "scratch that" deletes what the current dictation typed before it; said first in a dictation it
   deletes the whole previous dictation (repeat it to go further back, up to ``history_limit``).
 * "literal <word>" types the next word as a word ("literal comma" -> "comma") when
   ``literal_word`` is set.
+* Numbers (``numbers_min`` > 0): spoken numbers become digits before replacements run ("twenty
+  five" -> 25, "one hundred and three" -> 103, "three point five" -> 3.5, "twenty first" -> 21st),
+  by the rules of :mod:`appliance.text.numbers`: a whole number below ``numbers_min`` stays words
+  ("one of them"), decimals and groups of numbers ("five six seven" -> 5 6 7) always convert, a bare
+  scale word does not start a number ("a hundred times" stays), digits Whisper wrote stay as they
+  are, and a "literal" word is never converted. Replacements therefore see digits ("(\\d+) percent").
 * Replacements (from config) run on each run of ordinary words, before casing and vocabulary; then
   vocabulary words get their configured spelling (whole word, case-insensitive). An empty
   replacement deletes the word together with a comma after it ("So, um, I think" -> "So, I think").
+* ``enter_after``: a finished dictation that typed something ends with a newline (Enter), unless it
+  already ends with one ("... press enter").
 * Typographic characters (’ “ — …) pass through unchanged; the keystroke encoder decides how to
   type them.
 
