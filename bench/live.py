@@ -106,6 +106,16 @@ def join_clips(clips: Sequence[Clip], min_s: float = 15.0, max_s: float = 30.0,
     return out
 
 
+def spread(items: Sequence, n: int) -> list:
+    """``n`` of ``items`` evenly spaced over the list (all of them when there are no more than ``n``),
+    so a shorter run still covers every speaker of the set, not just its first one."""
+    if n >= len(items):
+        return list(items)
+    if n <= 1:
+        return list(items[:max(0, n)])
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+
 # ---- keys -------------------------------------------------------------------------------------
 def _norm(word: str) -> str:
     return "".join(ch for ch in word.casefold() if ch.isalnum())
@@ -157,6 +167,28 @@ class KeyLog:
             self.key_times.append(now)
 
 
+class CallLog:
+    """Wraps the transcriber handed to a LiveSession and records each decode: kind, audio seconds,
+    start and end (monotonic). Lets the report say where the time after the release goes."""
+
+    def __init__(self, transcriber) -> None:  # noqa: ANN001 - WhisperTranscriber
+        self.inner = transcriber
+        self.calls: list[tuple[str, float, float, float]] = []
+
+    def _timed(self, kind: str, samples: np.ndarray, fn: Callable[[], object]) -> object:
+        t0 = time.monotonic()
+        try:
+            return fn()
+        finally:
+            self.calls.append((kind, len(samples) / SAMPLE_RATE, t0, time.monotonic()))
+
+    def hypothesis(self, samples: np.ndarray, prefix: str = "") -> str:
+        return self._timed("pass", samples, lambda: self.inner.hypothesis(samples, prefix=prefix))
+
+    def transcribe(self, samples: np.ndarray, on_words=None, prefix: str = ""):  # noqa: ANN001,ANN201
+        return self._timed("decode", samples, lambda: self.inner.transcribe(samples, on_words, prefix=prefix))
+
+
 # ---- one utterance in one mode ----------------------------------------------------------------
 @dataclass
 class Run:
@@ -179,6 +211,9 @@ class Run:
     skipped: int = 0
     commits_at_pauses: int = 0
     words_live: int = 0
+    waited_ms: float | None = None        #: live: end of post-roll -> final decode starts (the pass in flight)
+    final_audio_s: float | None = None    #: live: audio the final decode got
+    final_decode_ms: float | None = None  #: live: how long the final decode took
 
 
 @dataclass(frozen=True)
@@ -257,23 +292,29 @@ async def run_live(product: Product, utt: Utterance, options, name: str = LIVE) 
     def snapshot() -> np.ndarray:  # what the microphone has delivered so far
         return samples[:min(len(samples), int((time.monotonic() - pressed) * SAMPLE_RATE))]
 
-    session = LiveSession(product.transcriber, snapshot, product.gate.trailing_silence_s, keys.feed,
+    calls = CallLog(product.transcriber)
+    session = LiveSession(calls, snapshot, product.gate.trailing_silence_s, keys.feed,
                           options, hands_free=False)
     session.start()
     await asyncio.sleep(max(0.0, pressed + utt.seconds - time.monotonic()))
     released = time.monotonic()
     before = len(keys.typed)
     await asyncio.sleep(product.post_roll_s)
+    recorded = time.monotonic()
     await session.finish(samples, gate=product.gate.trim)
     await asyncio.sleep(0)  # the final words come through the loop
     keys.finish()
     stats = session.stats
+    final = calls.calls[-1] if calls.calls and calls.calls[-1][2] >= recorded else None
     return Run(name, utt.id, utt.seconds, stats.speech_s or len(samples) / SAMPLE_RATE, keys.typed,
                _ms(keys.key_times, released), _ms(keys.word_times, released),
                (keys.key_times[0] - released) * 1000 if keys.key_times else None,
                keys.retracted, keys.retracted_by_commands, stats.cpu_s, time.process_time() - cpu0,
                chars_before_release=before, passes=stats.passes, skipped=stats.skipped,
-               commits_at_pauses=stats.commits_at_pauses, words_live=stats.words_live)
+               commits_at_pauses=stats.commits_at_pauses, words_live=stats.words_live,
+               waited_ms=None if final is None else (final[2] - recorded) * 1000,
+               final_audio_s=None if final is None else final[1],
+               final_decode_ms=None if final is None else (final[3] - final[2]) * 1000)
 
 
 # ---- summaries --------------------------------------------------------------------------------
@@ -307,6 +348,10 @@ class Summary:
     passes: int
     skipped: int
     commits_at_pauses: int
+    waited_ms: float | None = None        #: medians over utterances (live only)
+    final_audio_s: float | None = None
+    final_decode_ms: float | None = None
+    long_finals: int = 0                  #: utterances whose final decode got half of the audio or more
 
 
 def summarise(mode: str, runs: Sequence[Run], references: dict[str, str]) -> Summary:
@@ -323,7 +368,10 @@ def summarise(mode: str, runs: Sequence[Run], references: dict[str, str]) -> Sum
         sum(r.retracted for r in runs), sum(r.retracted_by_commands for r in runs),
         sum(r.cpu_s for r in runs) / speech, sum(r.process_cpu_s for r in runs) / speech,
         (sum(r.chars_before_release for r in runs) / typed if typed else None) if live else None,
-        sum(r.passes for r in runs), sum(r.skipped for r in runs), sum(r.commits_at_pauses for r in runs))
+        sum(r.passes for r in runs), sum(r.skipped for r in runs), sum(r.commits_at_pauses for r in runs),
+        _median([r.waited_ms for r in runs]), _median([r.final_audio_s for r in runs]),
+        _median([r.final_decode_ms for r in runs]),
+        sum(1 for r in runs if r.final_audio_s is not None and r.final_audio_s >= r.audio_s / 2))
 
 
 def per_utterance_ratio(live: Sequence[Run], batch: Sequence[Run]) -> float | None:
@@ -400,6 +448,16 @@ def render_section(summaries: Sequence[Summary], machine: dict[str, str], uttera
             f"{s.cpu_per_speech_s:.3f} s | {s.process_cpu_per_speech_s:.3f} s | "
             + ("-" if s is batch else f"{s.passes} ({s.skipped})") + " | "
             + ("-" if s is batch else f"{s.commits_at_pauses}") + " |")
+    lives = [s for s in summaries if s is not batch and s.final_decode_ms is not None]
+    if lives:
+        lines += ["", f"Where live's release -> last key goes (medians over utterances): the post-roll "
+                  f"({post_roll_ms} ms, both modes), then waiting for the pass in flight at the release, then the "
+                  "final decode of the audio since the last commit.", "",
+                  "| mode | waiting for the pass in flight | final decode | audio it decodes | "
+                  "final decode got >= half the utterance |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {s.mode} | {_f(s.waited_ms, '.0f', ' ms')} | {_f(s.final_decode_ms, '.0f', ' ms')} | "
+                  f"{_f(s.final_audio_s, '.1f', ' s')} | {s.long_finals} of {s.utterances} |" for s in lives]
     live = next((s for s in summaries if s.mode == LIVE), None)
     if live is not None:
         lines += ["", "| goal (live defaults vs batch) | measured | met |", "|---|---|---|"]
@@ -450,7 +508,9 @@ async def _run_all(product: Product, utterances: Sequence[Utterance], modes: Seq
             progress(f"  {utt.id} ({utt.seconds:.1f} s) {mode.name}: last key {_f(run.last_key_ms, '.0f')} ms, "
                      f"last word {_f(run.last_word_ms, '.0f')} ms, retracted {run.retracted}, "
                      f"before release {run.chars_before_release}/{len(run.text)} chars"
-                     + (f", passes {run.passes} (skipped {run.skipped}), pauses {run.commits_at_pauses}"
+                     + (f", passes {run.passes} (skipped {run.skipped}), pauses {run.commits_at_pauses}, "
+                        f"waited {_f(run.waited_ms, '.0f')} ms, final decode {_f(run.final_decode_ms, '.0f')} ms "
+                        f"of {_f(run.final_audio_s, '.1f')} s"
                         if mode.live is not None else ""))
     return runs
 
@@ -459,7 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__.split("\n\n")[0])
     p.add_argument("--manifest", type=Path, default=None,
                    help="JSONL manifest of real speech (default: the shared speech set)")
-    p.add_argument("--limit", type=int, default=10, help="utterances to run (default 10)")
+    p.add_argument("--limit", type=int, default=12,
+                   help="utterances to run, spread evenly over those the set makes (default 12)")
     p.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,...]",
                    help="an extra live row with other live.* values, e.g. pause_ms=300 (repeatable)")
     p.add_argument("--output", type=Path, default=REPO_ROOT / "BENCHMARKS.md",
@@ -482,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "Set VOICEKEY_SPEECH_DIR or pass --manifest.")
         return 0
     started = time.monotonic()
-    utterances = join_clips(load_manifest(manifest))[:max(1, args.limit)]
+    utterances = spread(join_clips(load_manifest(manifest)), max(1, args.limit))
     if not utterances:
         print("python -m bench.live: the speech set is too short to make a 15 s utterance; skipped.")
         return 0
