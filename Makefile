@@ -16,6 +16,7 @@ help:
 	@echo "make test-fast     unit tests only (no guest)"
 	@echo "make bench         speech benchmark (python -m bench; BENCH_ARGS=--quick for a smoke run) -> BENCHMARKS.md"
 	@echo "make bench-typing  typing-throughput benchmark through the guest -> BENCHMARKS.md"
+	@echo "make bench-live    live dictation vs transcribing after the release, audio fed in real time (~5 min) -> BENCHMARKS.md"
 
 system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -49,6 +50,10 @@ bench: venv
 
 bench-typing: venv
 	$(PY) -m tests.vm.bench_typing
+
+.PHONY: bench-live
+bench-live: venv
+	$(PY) -m bench.live $(BENCH_ARGS)
 
 lint: venv
 	shellcheck gadget/*.sh image/*.sh tests/vm/*.sh .ci/run
