@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -241,7 +242,13 @@ class PiHardware:
         from appliance.transport.usb import HidgDevice
 
         gadget = Gadget(t.configfs_root, t.sysfs_root)
-        return HidgDevice(t.device, udc_state_file=gadget.udc_state_file())
+        state_file = gadget.udc_state_file()
+        if state_file is None and Path(t.device).is_char_device():
+            # /dev/hidg0 exists before `gadget up` binds it: without the UDC's state the device
+            # could not tell a host that is away from one that is there. Try again later.
+            raise TransportError(f"{t.device} exists but the gadget is not bound to a USB controller yet",
+                                 fix="`sudo voicekey gadget up` (voicekey-gadget.service does it at boot)")
+        return HidgDevice(t.device, udc_state_file=state_file)
 
     def transcriber(self, config: Config) -> Transcriber:
         return build_transcriber(config)

@@ -68,6 +68,7 @@ DICTATED = re.compile(r"^(INFO appliance\.dictation: (dictation: .*|no speech in
                       r"|ERROR appliance\.controller: dictation failed: .*)$", re.MULTILINE)
 TYPED = re.compile(r"^DEBUG appliance\.dictation: typed (.*)$", re.MULTILINE)
 HID_READY = re.compile(r"^INFO appliance\.parts: hid ready$", re.MULTILINE)
+LIVE = re.compile(r"^INFO appliance\.live: live: (\d+) passes .*?, (\d+) words typed before the end", re.MULTILINE)
 HID_LOST = re.compile(r"^ERROR appliance\.parts: hid: .*$", re.MULTILINE)
 OVERFLOW = re.compile(r"audio status: .*overflow", re.MULTILINE)
 
@@ -157,6 +158,9 @@ def _config_yaml(trigger_device: str, capture_device: str) -> str:
         "keyboard": {"layout": LAYOUT},
         "transport": {"rate": RATE},
         "controller": {"retry_s": 1.0},
+        # live dictation from half a second into the hold: the passes, the pause commits and the
+        # final decode that continues what was typed all run through the real USB path
+        "live": {"after_s": 0.5},
         "logging": {"level": "DEBUG"},  # transcripts: what the daemon meant to type
     }
     lines = []
@@ -253,8 +257,14 @@ def test_spoken_sentence_is_typed_on_the_host(daemon: Daemon, which: str) -> Non
         clip = recording(daemon.guest.path("recording.wav"))
     else:
         clip = piper(daemon.guest.path("piper.wav"))
+    lives_before = len(LIVE.findall(daemon.log()))
     typed, meant = _dictate(daemon, clip, which)
     _check_typed(clip, typed, meant)
+    live = LIVE.findall(daemon.log())[lives_before:]
+    assert live, "the dictation did not go through live mode"
+    passes, words_live = int(live[-1][0]), int(live[-1][1])
+    print(f"  live: {passes} passes, {words_live} words typed before the end")
+    assert passes >= 1
 
 
 def test_gadget_rebound_under_the_running_daemon_types_again(daemon: Daemon) -> None:
