@@ -89,8 +89,9 @@ class RecorderAdapter:
             self.source.open()
 
     def cancel(self) -> None:
-        # The post-roll wait would block the loop: finish the utterance in the background and drop it.
-        threading.Thread(target=self.source.stop, name="recorder-cancel", daemon=True).start()
+        # Drop it at once (no post-roll wait): a stop() left running in the background would take
+        # the frames of the next recording when it ends.
+        self.source.cancel()
 
     def live_frames(self, sink: Callable[[np.ndarray], None] | None) -> None:
         if self._sub is not None:
@@ -360,6 +361,8 @@ class Appliance:
         self.notify = notify
         self.watchdog_s = watchdog_s
         self.clock = clock
+        self.startup_wait_s = 60.0
+        """At most this long before READY=1 (the unit's TimeoutStartSec is 120 s)."""
         self.edges = EdgeQueue()
         try:
             self.led = hardware.led(config)
@@ -427,7 +430,9 @@ class Appliance:
         failing part: that is shown, retried and recovered from."""
         watchdog = None
         try:
-            await self.parts.first_round()
+            # systemd waits TimeoutStartSec (120 s) for READY: a slower first model load goes on
+            # after it, shown as "starting" (a model download or a big model on a Zero 2 W)
+            await self.parts.first_round(timeout_s=self.startup_wait_s)
             self.parts.start()
             if self.config_issues:
                 self.controller.show_error(LedPattern.ERROR_CONFIG, f"{len(self.config_issues)} config issue(s); "

@@ -16,6 +16,7 @@ fault's blink code until the part is back.
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 import time
@@ -104,6 +105,21 @@ class ControllerOptions:
     """How long the pairing window stays open."""
 
 
+def _pattern_for(exc: BaseException) -> LedPattern:
+    """The blink code of the part an error came from."""
+    from appliance.errors import ButtonError, ModelError, TransportError
+
+    if isinstance(exc, AudioError):
+        return LedPattern.ERROR_MICROPHONE
+    if isinstance(exc, TransportError):
+        return LedPattern.ERROR_HID
+    if isinstance(exc, ButtonError):
+        return LedPattern.ERROR_BUTTON
+    if isinstance(exc, ModelError):
+        return LedPattern.ERROR_MODEL
+    return LedPattern.ERROR_MODEL if isinstance(exc, VoiceKeyError) else LedPattern.ERROR_HID
+
+
 class Controller:
     """Runs the appliance. ``await run(edges)`` until ``stop()``."""
 
@@ -115,7 +131,8 @@ class Controller:
         self.gestures = GestureClassifier(options.timing)
         self.state = State.STARTING
         self.mode = Mode.PENDING
-        self.records: list[DictationRecord] = []
+        self.records: collections.deque[DictationRecord] = collections.deque(maxlen=100)
+        """The latest dictations (bounded: they hold what was said)."""
         self.state_changes: asyncio.Queue[State] = asyncio.Queue()
         self.last_tick = clock()
         """When the loop last turned (the watchdog is fed only while it keeps turning)."""
@@ -194,6 +211,8 @@ class Controller:
         if connected and self._host_was_connected is False:
             self.s.pipeline.host_returned()
         self._host_was_connected = connected
+        if connected != self._host_present:  # e.g. back after the typist gave up waiting
+            self._on_host_change(connected)
 
     # ---- main loop --------------------------------------------------------------------------
     async def run(self, edges: asyncio.Queue[Edge]) -> None:
@@ -221,7 +240,13 @@ class Controller:
                     get.cancel()
                     gestures = self.gestures.tick(self.clock())
                 for g in gestures:
-                    await self._handle(g)
+                    try:
+                        await self._handle(g)
+                    except Exception as exc:  # noqa: BLE001 - a failing part must never end the loop
+                        log.exception("%s failed", g.value)
+                        self.show_error(_pattern_for(exc), exc)
+                        if self.state is State.LISTENING:
+                            self._cancel_listening()
                 if self.state is State.PAIRING and self.clock() >= self._pairing_until:
                     log.info("pairing window closed (%.0f s)", self.options.pairing_s)
                     self._end_pairing()
@@ -402,14 +427,19 @@ class Controller:
         self._start_work(self._dictation(record, live))
 
     async def _dictation(self, record: DictationRecord, live=None) -> None:  # noqa: ANN001
-        samples = await asyncio.to_thread(self.s.recorder.stop)
+        try:
+            samples = await asyncio.to_thread(self.s.recorder.stop)
+        except BaseException:
+            if live is not None:  # cancelled (or failed) before the live dictation could finish
+                await self.s.pipeline.cancel_live(live)
+            raise
         try:
             if live is not None:
                 await self.s.pipeline.finish_live(live, samples, record)
             else:
                 await self.s.pipeline.dictate(samples, record)
         except VoiceKeyError as exc:
-            self.show_error(LedPattern.ERROR_MODEL, exc)
+            self.show_error(_pattern_for(exc), exc)
 
     def _typing(self) -> None:
         if self.state is not State.LISTENING:

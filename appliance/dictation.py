@@ -235,15 +235,21 @@ class DictationPipeline:
             self._begin()
             self.shaper.begin()
             self.host.begin()
+            fed = False
             try:
                 while (fragment := await fragments.get()) is not None:
+                    fed = True
                     await self._type_edit(self.shaper.feed(fragment), record)
                 await self._type_edit(self.shaper.finish(), record)
             except BaseException:
                 # What the host got of it stays in self.host (a double press deletes exactly
                 # that); the shaper's idea of the text is no longer what the host shows.
                 record.cancelled = True
-                self._reset_shaper = True
+                if fed:
+                    self._reset_shaper = True
+                else:  # nothing of it was shaped (a live dictation cancelled at once)
+                    self.shaper.finish()
+                    self.host.last()
                 raise
             finally:
                 self._end()
@@ -265,12 +271,10 @@ class DictationPipeline:
             shaped = self.shaper.undo_last()
             if shaped != last:  # the shaper's idea differs from the host's: do not build on it
                 self._forget_reason = "undo of a dictation the shaper did not fully type"
-            self.host.drop_last()
-            self.host.begin()
-            try:
+            try:  # each delivered Backspace takes one character of that dictation off self.host
                 await self._type(self.encoder.backspaces(len(last)), record)
             finally:
-                self.host.drop_last()
+                self.host.last()  # drops it once it is empty
                 self._end()
 
     def _end(self) -> None:

@@ -182,6 +182,8 @@ class LiveSession:
                 await self._task
             except asyncio.CancelledError:
                 pass
+            except Exception:  # noqa: BLE001 - a failed pass: the final decode does it all again
+                log.exception("live: a pass failed; finishing with the final decode")
         if self._pass is not None:  # one decode at a time: let the running pass end
             try:
                 await asyncio.shield(self._pass)

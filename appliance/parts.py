@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -45,13 +46,28 @@ class Part(Generic[T]):
     error: BaseException | None = None
     attempts: int = 0
     _last_message: str | None = field(default=None, repr=False)
+    _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def ok(self) -> bool:
         return self.value is not None and self.error is None
 
     def attempt(self) -> bool:
-        """Open it if needed, else check it. Returns True when its health changed. Blocking."""
+        """Open it if needed, else check it. Returns True when its health changed. Blocking.
+        A no-op while another attempt is still running (a model load can outlast the retry period)."""
+        if not self._busy.acquire(blocking=False):
+            return False
+        try:
+            return self._attempt()
+        finally:
+            self._busy.release()
+
+    @property
+    def loading(self) -> bool:
+        """The first open is still running (e.g. the model loads): not a fault yet."""
+        return self._busy.locked() and self.value is None and self.error is None
+
+    def _attempt(self) -> bool:
         before = self.ok
         if self.value is None:
             self.attempts += 1
@@ -95,6 +111,8 @@ class Part(Generic[T]):
     def fault(self) -> Fault | None:
         if self.ok:
             return None
+        if self.loading:
+            return Fault(self.name, LedPattern.STARTING, f"{self.name} is loading", self.blocks_dictation)
         message = str(self.error) if self.error is not None else f"{self.name} not ready yet"
         return Fault(self.name, self.pattern, message, self.blocks_dictation)
 
@@ -118,12 +136,15 @@ class Supervisor:
     def faults(self) -> list[Fault]:
         return [f for f in (p.fault() for p in self.parts) if f is not None]
 
-    async def first_round(self) -> None:
-        """Try every part once, concurrently (the model loads while the rest is checked)."""
+    async def first_round(self, timeout_s: float | None = None) -> None:
+        """Try every part once, concurrently (the model loads while the rest is checked). After
+        ``timeout_s`` stop waiting: a part still opening goes on in its thread and shows as loading."""
         for part in self.parts:
             if part.inline:
                 part.attempt()
-        await asyncio.gather(*(asyncio.to_thread(p.attempt) for p in self.parts if not p.inline))
+        tasks = [asyncio.ensure_future(asyncio.to_thread(p.attempt)) for p in self.parts if not p.inline]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
 
     def start(self) -> None:
         self._tasks = [asyncio.get_running_loop().create_task(self._keep(p), name=f"part-{p.name}")

@@ -33,6 +33,7 @@ class ScriptedRecorder:
         self.present = True
         self.recording = False
         self.sink: Any = None
+        self.post_roll_s = 0.0
 
     def start(self) -> None:
         if not self.present:
@@ -41,14 +42,22 @@ class ScriptedRecorder:
         self.started += 1
 
     def stop(self) -> np.ndarray:
+        if self.post_roll_s:
+            import time
+
+            time.sleep(self.post_roll_s)  # blocking, like the real post-roll wait (a worker thread)
         self.recording = False
         return self.clips.pop(0) if self.clips else np.zeros(1600, np.float32)
 
-    def cancel(self) -> None:
+    def snapshot(self) -> np.ndarray:
+        """What is recorded so far (the whole clip at once): makes the controller run live dictation."""
+        if self.recording and self.clips:
+            return self.clips[0]
+        return np.zeros(0, np.float32)
+
+    def cancel(self) -> None:  # like the real one: the utterance is dropped, the room is not
         self.recording = False
         self.cancelled += 1
-        if self.clips:
-            self.clips.pop(0)
 
     def check(self) -> None:
         if not self.present:
@@ -89,12 +98,18 @@ class ScriptedTranscriber:
         """With ``gate``: the words handed out before the model waits for the gate."""
         self.calls = 0
 
-    def transcribe(self, samples, on_words=None) -> Transcript:
+    def hypothesis(self, samples, prefix: str = "") -> str:
+        """Live dictation's quick guess: the prefix, then the next scripted text."""
+        done = prefix.split()
+        upcoming = self.texts[0].split() if self.texts else []
+        return " ".join(done + upcoming[len(done):])
+
+    def transcribe(self, samples, on_words=None, prefix: str = "") -> Transcript:
         self.calls += 1
         if self.fail:
             raise ModelError("fake model failed", fix="reinstall")
         text = self.texts.pop(0)
-        words = [" " + w for w in text.split()]
+        words = [" " + w for w in text.split()][len(prefix.split()):]
         for i, w in enumerate(words):
             if on_words:
                 on_words(w)

@@ -357,3 +357,68 @@ def test_long_hold_while_talking_is_a_long_dictation_not_pairing():
             await rig.settle()
             assert rig.screen == "A long sentence."
     run(go())
+
+
+def test_a_press_during_the_post_roll_does_not_jam_live_dictation():
+    """Cancelled while the recorder was still finishing its post-roll: the live typing of that
+    dictation must end too, or it keeps the pipeline forever."""
+    async def go():
+        async with Rig([SPEECH] * 3, ["Lost.", "Second.", "Third."]) as rig:
+            rig.recorder.post_roll_s = 0.3
+            rig.hold()
+            await asyncio.sleep(0.1)  # released; the post-roll is still being recorded
+            rig.hold()  # busy press: cancels the first and dictates again
+            await rig.settle()
+            rig.hold()
+            await rig.settle()  # jammed, this would time out: the old typing task held the pipeline
+            assert rig.screen.count(".") == 2 and rig.controller.state is State.READY
+    run(go())
+
+
+def test_after_an_undo_the_next_dictation_joins_with_a_space():
+    async def go():
+        async with Rig([SPEECH] * 4, ["One.", "Two.", "Three."]) as rig:
+            rig.hold()
+            await rig.settle()
+            rig.hold()
+            await rig.settle()
+            t = time.monotonic()
+            rig.tap(t)
+            rig.tap(t + 0.1)
+            await asyncio.sleep(0.1)
+            await rig.settle()
+            assert rig.screen == "One."
+            rig.hold()
+            await rig.settle()
+            assert rig.screen == "One. Three."
+    run(go())
+
+
+def test_two_undos_delete_two_dictations():
+    async def go():
+        async with Rig([SPEECH] * 5, ["One.", "Two."]) as rig:
+            for _ in range(2):
+                rig.hold()
+                await rig.settle()
+            for _ in range(2):
+                t = time.monotonic()
+                rig.tap(t)
+                rig.tap(t + 0.1)
+                await asyncio.sleep(0.1)
+                await rig.settle()
+                await asyncio.sleep(0.3)
+            assert rig.screen == ""
+    run(go())
+
+
+def test_host_back_after_the_give_up_is_seen_as_back():
+    async def go():
+        async with Rig([SPEECH], ["Dropped."], transport__give_up_s=0.1) as rig:
+            rig.device.unplug()
+            rig.hold()
+            await rig.settle()
+            rig.device.plug()
+            await asyncio.sleep(0.6)
+            assert rig.led.pattern is LedPattern.READY
+            assert rig.controller._host_present
+    run(go())

@@ -212,7 +212,7 @@ class SoundDeviceSource(BufferedSource):
                                              blocksize=blocksize, callback=self._callback,
                                              finished_callback=self._finished)
             stream.start()
-        except OSError as exc:
+        except Exception as exc:  # OSError, or sounddevice.PortAudioError (not an OSError) from start()
             self._needs_rescan = True
             raise AudioError(f"cannot open audio input {info.name!r} at {rate} Hz: {exc}",
                              fix="check the microphone is plugged in and not used by another program "

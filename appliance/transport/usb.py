@@ -192,20 +192,25 @@ class HidgDevice:
             if not fut.done():
                 fut.set_result(None)
 
-        loop.add_writer(self.fd, ready)
+        fd = self.fd  # close() may run while we wait (the device node was re-created)
+        loop.add_writer(fd, ready)
         try:
             await asyncio.wait_for(fut, timeout)
             return True
         except asyncio.TimeoutError:
             return False
         finally:
-            loop.remove_writer(self.fd)
+            loop.remove_writer(fd)
 
     async def write_report(self, report: bytes) -> None:
         if len(report) != REPORT_LENGTH:
             raise ValueError(f"one write must carry exactly one {REPORT_LENGTH}-byte report")
+        if self.fd < 0:
+            raise DeliveryFailed(f"{self.path} was closed (re-opened by its supervisor)", delivered=False)
         self._ensure_reader()
         while True:
+            if self.fd < 0:
+                raise DeliveryFailed(f"{self.path} was closed (re-opened by its supervisor)", delivered=False)
             try:
                 written = os.write(self.fd, report)
             except BlockingIOError:
@@ -229,9 +234,11 @@ class HidgDevice:
             return
         # Wait for completion, then judge from the UDC state whether the host took it.
         if not self._spin(self.spin_ms):
-            while not await self._writable(self.write_timeout):
+            while self.fd >= 0 and not await self._writable(self.write_timeout):
                 if not self.host_connected():
                     break
+        if self.fd < 0:  # the node was re-created meanwhile: the old function's queue is gone
+            raise DeliveryFailed(f"{self.path} was re-created while a report was in flight", delivered=False)
         if not self.host_connected():
             raise DeliveryFailed(f"host went away from {self.path} (UDC {self.udc_state()})",
                                  delivered=False)
