@@ -497,7 +497,7 @@ def parse_variant(spec: str, base):  # noqa: ANN001,ANN201 - LiveOptions in and 
 
 
 async def _run_all(product: Product, utterances: Sequence[Utterance], modes: Sequence[Mode],
-                   progress: Callable[[str], None]) -> dict[str, list[Run]]:
+                   progress: Callable[[str], None], show_text: bool = False) -> dict[str, list[Run]]:
     runs: dict[str, list[Run]] = {m.name: [] for m in modes}
     for i, utt in enumerate(utterances):
         order = [*modes[i % len(modes):], *modes[:i % len(modes)]]
@@ -512,6 +512,10 @@ async def _run_all(product: Product, utterances: Sequence[Utterance], modes: Seq
                         f"waited {_f(run.waited_ms, '.0f')} ms, final decode {_f(run.final_decode_ms, '.0f')} ms "
                         f"of {_f(run.final_audio_s, '.1f')} s"
                         if mode.live is not None else ""))
+            if show_text:
+                from bench.wer import word_errors
+
+                progress(f"    ({word_errors(utt.reference, run.text).errors} errors) {run.text}")
     return runs
 
 
@@ -526,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, default=REPO_ROOT / "BENCHMARKS.md",
                    help="Markdown file to update between the live-bench markers")
     p.add_argument("--no-write", action="store_true", help="print results only")
+    p.add_argument("--show-text", action="store_true", help="print every run's typed text and its word errors")
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p
 
@@ -558,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"python -m bench.live: error: {exc}", file=sys.stderr)
         return 2
-    runs = asyncio.run(_run_all(product, utterances, modes, lambda m: print(m, flush=True)))
+    runs = asyncio.run(_run_all(product, utterances, modes, lambda m: print(m, flush=True), args.show_text))
     machine["load"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     references = {u.id: u.reference for u in utterances}
     summaries = [summarise(m.name, runs[m.name], references) for m in modes]
