@@ -143,6 +143,7 @@ class LiveSession:
         self._stretch_start = 0
         self._agreement = Agreement()
         self._last_pass_len = 0
+        self._heard_speech = False
         self._task: asyncio.Task | None = None
         self._pass: asyncio.Future | None = None
         self._stopping = False
@@ -192,7 +193,7 @@ class LiveSession:
 
     def _emit_threadsafe(self) -> Callable[[str], None]:
         loop = asyncio.get_running_loop()
-        return lambda fragment: loop.call_soon_threadsafe(self.emit, fragment)
+        return lambda fragment: loop.call_soon_threadsafe(self.emit, _spaced(fragment))
 
     # ---- passes -----------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -202,24 +203,29 @@ class LiveSession:
             await self.step()
 
     async def step(self) -> None:
-        """Look at the audio so far and run a pass if it is due (the loop calls this every tick)."""
+        """Look at the audio so far: commit at a pause, or run a pass if one is due (the loop calls
+        this every tick; the pause check is a VAD over the last second or so, cheap)."""
         if not self.hands_free and self.clock() - self._started_at < self.options.after_s:
             return
         audio = self.snapshot()
+        stretch = audio[self._stretch_start:]
+        tail_len = int((self.options.pause_ms / 1000 + 1.0) * SAMPLE_RATE)
+        tail = stretch[-tail_len:]
+        silence = self.trailing_silence(tail)
+        if silence is not None:
+            self._heard_speech = True
+        elif self._heard_speech and len(tail) == tail_len:
+            silence = len(tail) / SAMPLE_RATE  # speech earlier in the stretch, none lately
+        if silence is not None and silence * 1000 >= self.options.pause_ms:
+            await self._commit_stretch(audio, stretch)
+            return
         new_s = (len(audio) - self._last_pass_len) / SAMPLE_RATE
-        if new_s < self.options.pass_s:
+        if new_s < self.options.pass_s or not self._heard_speech:
             return
         if self._last_pass_len:
             self.stats.skipped += max(0, int(new_s / self.options.pass_s) - 1)
         self._last_pass_len = len(audio)
-        stretch = audio[self._stretch_start:]
-        silence = self.trailing_silence(stretch)
-        if silence is None:
-            return  # no speech in this stretch yet
-        if silence * 1000 >= self.options.pause_ms:
-            await self._commit_stretch(audio, stretch, silence)
-        else:
-            await self._agree(stretch)
+        await self._agree(stretch)
 
     async def _decode(self, fn: Callable[[], object]) -> object:
         self.stats.passes += 1
@@ -239,7 +245,7 @@ class LiveSession:
             self.stats.words_live += 1
             self.emit(" " + word)
 
-    async def _commit_stretch(self, audio: np.ndarray, stretch: np.ndarray, silence: float) -> None:
+    async def _commit_stretch(self, audio: np.ndarray, stretch: np.ndarray) -> None:
         prefix = self._agreement.text
         words: list[str] = []
         await self._decode(lambda: self.transcriber.transcribe(stretch, words.append, prefix=prefix))
@@ -248,9 +254,15 @@ class LiveSession:
         self.stats.commits_at_pauses += 1
         for word in words:
             self.stats.words_live += 1
-            self.emit(word)
-        # the next stretch starts inside the pause (keeping a little of it before the next speech)
-        keep = min(int(0.2 * SAMPLE_RATE), int(silence * SAMPLE_RATE))
-        self._stretch_start = len(audio) - keep
+            self.emit(_spaced(word))
+        # the next stretch is the audio after this one: no overlap, so no word is heard twice
+        self._stretch_start = len(audio)
         self._agreement = Agreement()
+        self._heard_speech = False
         self._last_pass_len = len(audio)
+
+
+def _spaced(word: str) -> str:
+    """A word as the shaper takes it mid-dictation: with its leading space. (The first word of a
+    decode comes without one; unspaced, the shaper would join it to the word typed before.)"""
+    return word if word[:1].isspace() else " " + word

@@ -78,9 +78,9 @@ class HearingModel:
 
     def transcribe(self, samples: np.ndarray, on_words=None, prefix: str = ""):  # noqa: ANN001
         words = self._continue(samples, prefix)
-        for w in words[len(prefix.split()):]:
-            if on_words:
-                on_words(" " + w)
+        for i, w in enumerate(words[len(prefix.split()):]):
+            if on_words:  # like Whisper's: the first word of a decode comes without its space
+                on_words(w if i == 0 and not prefix else " " + w)
         self.calls.append(("final", len(samples), prefix))
         return " ".join(words)
 
