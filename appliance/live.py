@@ -217,7 +217,10 @@ class LiveSession:
         elif self._heard_speech and len(tail) == tail_len:
             silence = len(tail) / SAMPLE_RATE  # speech earlier in the stretch, none lately
         if silence is not None and silence * 1000 >= self.options.pause_ms:
-            await self._commit_stretch(audio, stretch)
+            # cut inside the pause: what follows it (maybe the start of the next word, not yet
+            # voiced enough for the VAD) belongs to the next stretch, heard once, whole
+            cut = len(audio) - int(silence * SAMPLE_RATE) + int(min(0.25, silence / 2) * SAMPLE_RATE)
+            await self._commit_stretch(cut, audio[self._stretch_start:cut])
             return
         new_s = (len(audio) - self._last_pass_len) / SAMPLE_RATE
         if new_s < self.options.pass_s or not self._heard_speech:
@@ -245,7 +248,7 @@ class LiveSession:
             self.stats.words_live += 1
             self.emit(" " + word)
 
-    async def _commit_stretch(self, audio: np.ndarray, stretch: np.ndarray) -> None:
+    async def _commit_stretch(self, cut: int, stretch: np.ndarray) -> None:
         prefix = self._agreement.text
         words: list[str] = []
         await self._decode(lambda: self.transcriber.transcribe(stretch, words.append, prefix=prefix))
@@ -255,11 +258,11 @@ class LiveSession:
         for word in words:
             self.stats.words_live += 1
             self.emit(_spaced(word))
-        # the next stretch is the audio after this one: no overlap, so no word is heard twice
-        self._stretch_start = len(audio)
+        # the next stretch is the audio after the cut: no overlap, so no word is heard twice
+        self._stretch_start = cut
         self._agreement = Agreement()
         self._heard_speech = False
-        self._last_pass_len = len(audio)
+        self._last_pass_len = cut
 
 
 def _spaced(word: str) -> str:
