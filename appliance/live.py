@@ -162,12 +162,10 @@ class LiveSession:
         self.stats.speech_s = len(samples) / SAMPLE_RATE
         stretch = samples[self._stretch_start:]
         prefix = self._agreement.text
-        if gate(stretch) is None and not prefix:
-            return
-        emit = self._emit_threadsafe()
-        result = await asyncio.to_thread(_timed(
-            lambda: self.transcriber.transcribe(stretch, emit, prefix=prefix), self.stats))
-        self.transcript = result
+        if gate(stretch) is not None or prefix:  # else: all of it was committed at pauses
+            emit = self._emit_threadsafe()
+            self.transcript = await asyncio.to_thread(_timed(
+                lambda: self.transcriber.transcribe(stretch, emit, prefix=prefix), self.stats))
         log.info("live: %d passes (%d skipped), %d commits at pauses, %d words typed before the end, "
                  "CPU %.2f s per second of speech", self.stats.passes, self.stats.skipped,
                  self.stats.commits_at_pauses, self.stats.words_live, self.stats.cpu_per_speech_s)
