@@ -10,7 +10,7 @@ import pytest
 
 from appliance.errors import AudioError
 from bench.clips import SAMPLE_RATE, Clip, _local_origin, load_manifest, nonspeech_clips
-from bench.speech import END_MARK, START_MARK, render_markdown, summarise, write_section
+from bench.speech import START_MARK, render_markdown, summarise, write_section
 from bench.wer import WordErrors, corpus_wer, normalise, word_errors
 from bench.worker import Variant
 

@@ -13,7 +13,6 @@ import shlex
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from tests.vm.guest import Guest, GuestError
 from tests.vm.guest_events import SENTINEL_CODE, KeyEvent, read_events
