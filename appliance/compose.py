@@ -371,6 +371,8 @@ class Appliance:
             self.led = FakeLed()
         self.led.show(LedPattern.STARTING)
         self.recorder = hardware.microphone(config)
+        self.vad = build_gate(config)
+        """The real VAD for what is heard live (pauses, end of speech); its state lives in its users."""
         self.parts = self._parts()
         typist = Typist(HidSlot(self.parts["hid"]), typing_options(config), capslock=capslock_stroke())
         self.pipeline = DictationPipeline(
@@ -378,7 +380,7 @@ class Appliance:
             shaper=Shaper(shaping_options(config)),
             encoder=LayoutEncoder(load_layout(config.keyboard.layout), encoder_options(config)),
             typist=typist, options=PipelineOptions(forget_after_s=config.text.forget_after_s), clock=clock,
-            live=live_options(config), trailing_silence=build_gate(config).trailing_silence_s)
+            live=live_options(config), trailing_silence=self.vad.trailing_silence_s)
         self.controller = Controller(Stages(
             recorder=self.recorder, pipeline=self.pipeline, typist=typist, led=self.led,
             endpointer_factory=self._endpointer, live_frames=self.recorder.live_frames,
@@ -422,7 +424,7 @@ class Appliance:
     def _endpointer(self) -> object:
         from appliance.audio.vad import Endpointer
 
-        return Endpointer(build_gate(self.config), end_silence_ms=self.config.vad.endpoint_silence_ms,  # type: ignore[arg-type]
+        return Endpointer(self.vad, end_silence_ms=self.config.vad.endpoint_silence_ms,  # type: ignore[arg-type]
                           max_utterance_ms=int(self.config.audio.max_utterance_s * 1000))
 
     async def run(self) -> None:

@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from appliance.dictation import DictationPipeline, DictationRecord
-from appliance.errors import AudioError, VoiceKeyError
+from appliance.errors import AudioError, ButtonError, ModelError, TransportError, VoiceKeyError
 from appliance.transport.typist import Typist
 from appliance.ui.button import Edge
 from appliance.ui.gestures import Gesture, GestureClassifier, GestureTiming
@@ -107,8 +107,6 @@ class ControllerOptions:
 
 def _pattern_for(exc: BaseException) -> LedPattern:
     """The blink code of the part an error came from."""
-    from appliance.errors import ButtonError, ModelError, TransportError
-
     if isinstance(exc, AudioError):
         return LedPattern.ERROR_MICROPHONE
     if isinstance(exc, TransportError):

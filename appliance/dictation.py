@@ -88,11 +88,6 @@ class HostText:
             self.dictations.pop()
         return self.dictations[-1] if self.dictations else ""
 
-    def drop_last(self) -> None:
-        self.last()
-        if self.dictations:
-            self.dictations.pop()
-
     def clear(self) -> None:
         self.dictations = []
 

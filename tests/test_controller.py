@@ -61,6 +61,14 @@ class Rig:
         self.button.press(t)
         self.button.release(t + 0.05)
 
+    async def double_press(self):
+        """Two taps 0.1 s apart, then wait until what they started is done."""
+        t = time.monotonic()
+        self.tap(t)
+        self.tap(t + 0.1)
+        await asyncio.sleep(0.1)
+        await self.settle()
+
     async def settle(self):
         await asyncio.sleep(0.05)
         await asyncio.wait_for(self.controller.idle(), 10)
@@ -239,11 +247,7 @@ def test_double_press_undo_works_with_spoken_commands_off():
             rig.hold()
             await rig.settle()
             assert rig.screen == "One. Two."
-            t = time.monotonic()
-            rig.tap(t)
-            rig.tap(t + 0.1)
-            await asyncio.sleep(0.1)
-            await rig.settle()
+            await rig.double_press()
             assert rig.screen == "One."
     run(go())
 
@@ -254,11 +258,7 @@ def test_context_is_forgotten_after_idle_time():
             rig.hold()
             await rig.settle()
             await asyncio.sleep(0.5)
-            t = time.monotonic()  # an undo after the pause deletes nothing: the cursor may have moved
-            rig.tap(t)
-            rig.tap(t + 0.1)
-            await asyncio.sleep(0.1)
-            await rig.settle()
+            await rig.double_press()  # an undo after the pause deletes nothing: the cursor may have moved
             assert rig.screen == "One."
             rig.hold()
             await rig.settle()
@@ -382,11 +382,7 @@ def test_after_an_undo_the_next_dictation_joins_with_a_space():
             await rig.settle()
             rig.hold()
             await rig.settle()
-            t = time.monotonic()
-            rig.tap(t)
-            rig.tap(t + 0.1)
-            await asyncio.sleep(0.1)
-            await rig.settle()
+            await rig.double_press()
             assert rig.screen == "One."
             rig.hold()
             await rig.settle()
@@ -401,11 +397,7 @@ def test_two_undos_delete_two_dictations():
                 rig.hold()
                 await rig.settle()
             for _ in range(2):
-                t = time.monotonic()
-                rig.tap(t)
-                rig.tap(t + 0.1)
-                await asyncio.sleep(0.1)
-                await rig.settle()
+                await rig.double_press()
                 await asyncio.sleep(0.3)
             assert rig.screen == ""
     run(go())
