@@ -67,6 +67,15 @@ BOOT_KEYBOARD_DESCRIPTOR = bytes([
 ])
 
 
+#: The same keyboard for Bluetooth HID (sent in the SDP record): the boot descriptor with Report ID 1
+#: (``85 01``) right after the collection opens, so a report-mode host reads the very bytes that
+#: boot mode carries: ``A1 01`` + the 8-byte boot report (see :func:`bluetooth_report`). Without the
+#: id, a report-mode host would take the id byte for the modifiers.
+BLUETOOTH_REPORT_ID = 0x01
+BLUETOOTH_KEYBOARD_DESCRIPTOR = BOOT_KEYBOARD_DESCRIPTOR[:6] + bytes([0x85, BLUETOOTH_REPORT_ID]) \
+    + BOOT_KEYBOARD_DESCRIPTOR[6:]
+
+
 def keyboard_report(modifiers: int = 0, keys: Iterable[int] = ()) -> bytes:
     """Build one 8-byte boot keyboard input report.
 
@@ -91,7 +100,7 @@ def parse_report(report: bytes) -> tuple[int, tuple[int, ...]]:
     return report[0], tuple(k for k in report[2:] if k)
 
 
-def bluetooth_report(report: bytes, report_id: int = 1) -> bytes:
+def bluetooth_report(report: bytes, report_id: int = BLUETOOTH_REPORT_ID) -> bytes:
     """Wrap a boot report for Bluetooth HID interrupt channel: 0xA1 (DATA|Input), report id, data."""
     if len(report) != REPORT_LENGTH:
         raise ValueError(f"a boot keyboard report is {REPORT_LENGTH} bytes, got {len(report)}")
