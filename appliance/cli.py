@@ -27,6 +27,7 @@ COMMANDS = {
     "transcribe": "appliance.commands.transcribe_cmd",
     "models": "appliance.commands.models_cmd",
     "doctor": "appliance.commands.doctor_cmd",
+    "bluetooth": "appliance.commands.bluetooth_cmd",
 }
 
 

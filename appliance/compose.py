@@ -197,10 +197,14 @@ class PiHardware:
     (appliance.ui.input_key) default to the real ones; tests pass gpiozero's ``MockFactory`` and the
     audio/input fakes to run this same class."""
 
-    def __init__(self, *, pin_factory: Any = None, audio_backend: Any = None, input_backend: Any = None) -> None:
+    def __init__(self, *, pin_factory: Any = None, audio_backend: Any = None, input_backend: Any = None,
+                 bluetooth_backend: Callable[[Config], tuple[Any, Any]] | None = None) -> None:
+        """``bluetooth_backend(config) -> (bluez, links)`` defaults to BlueZ over D-Bus and real
+        L2CAP sockets (tests pass ``appliance.transport.bt_fake``'s)."""
         self.pin_factory = pin_factory
         self.audio_backend = audio_backend
         self.input_backend = input_backend
+        self.bluetooth_backend = bluetooth_backend
 
     def led(self, config: Config) -> Led:
         if config.led.pin is None:
@@ -235,10 +239,32 @@ class PiHardware:
                                                  stall_timeout_s=a.stall_timeout_s))
 
     def hid_device(self, config: Config) -> HidDevice:
+        kind = config.transport.kind
+        if kind == "bluetooth":
+            return self._bluetooth(config)
+        if kind == "auto":
+            from appliance.transport.auto import AutoHid
+
+            return AutoHid(lambda: self._usb(config), self._bluetooth(config))
+        return self._usb(config)
+
+    def _bluetooth(self, config: Config) -> HidDevice:
+        from appliance.transport.bluetooth import BluetoothHid, BluetoothOptions, LastHost
+
+        b = config.bluetooth
+        if self.bluetooth_backend is not None:
+            bluez, links = self.bluetooth_backend(config)
+        else:
+            from appliance.transport.bluez import BluezDbus
+            from appliance.transport.l2cap import L2capLinks
+
+            bluez, links = BluezDbus(b.adapter), L2capLinks()
+        options = BluetoothOptions(name=b.name, pairing_s=config.controller.pairing_s,
+                                   connect_timeout_s=b.reconnect_timeout_s)
+        return BluetoothHid(bluez, links, LastHost(b.state_dir / f"last-host-{b.adapter}"), options)
+
+    def _usb(self, config: Config) -> HidDevice:
         t = config.transport
-        if t.kind != "usb":
-            raise TransportError(f"transport {t.kind!r} is not available in this version",
-                                 fix="set transport.kind: usb")
         from appliance.gadget.configfs import Gadget
         from appliance.transport.usb import HidgDevice
 
@@ -384,7 +410,9 @@ class Appliance:
         self.controller = Controller(Stages(
             recorder=self.recorder, pipeline=self.pipeline, typist=typist, led=self.led,
             endpointer_factory=self._endpointer, live_frames=self.recorder.live_frames,
-            faults=self.parts.faults, pairing=None,
+            faults=self.parts.faults,
+            pairing=self._pairing if config.transport.kind != "usb" else None,
+            forget_all=self._forget_all if config.transport.kind != "usb" else None,
         ), ControllerOptions(
             timing=GestureTiming(hold_s=config.button.hold_s, double_press_s=config.button.double_press_s,
                                  pairing_hold_s=config.button.pairing_hold_s),
@@ -398,7 +426,7 @@ class Appliance:
             Part("speech model", LedPattern.ERROR_MODEL, open=lambda: hw.transcriber(config)),
             Part("microphone", LedPattern.ERROR_MICROPHONE, open=self._open_microphone,
                  check=lambda r: r.check()),
-            Part("hid", LedPattern.ERROR_HID, open=lambda: hw.hid_device(config),
+            Part("hid", LedPattern.ERROR_HID, open=self._open_hid,
                  check=lambda d: getattr(d, "check", lambda: None)(), close=_close, blocks_dictation=False,
                  inline=True, check_while_busy=True),
             Part("button", LedPattern.ERROR_BUTTON, open=lambda: hw.button(config, edges) or _Absent(),
@@ -410,6 +438,29 @@ class Appliance:
         busy = (State.LISTENING, State.TRANSCRIBING, State.TYPING)
         return Supervisor(parts, retry_s=config.controller.retry_s,
                           busy=lambda: self.controller.state in busy)
+
+    def _open_hid(self) -> HidDevice:
+        device = self.hardware.hid_device(self.config)
+        if hasattr(device, "pairing"):  # Bluetooth: a host that paired and connected ends the window
+            device.on_pairing_closed = lambda: self.controller.pairing_closed()  # type: ignore[attr-defined]
+        return device
+
+    def _bluetooth_device(self) -> Any:
+        device = self.parts["hid"].value
+        if device is None or not hasattr(device, "pairing"):
+            log.warning("Bluetooth is not set up (yet): see the HID part's error")
+            return None
+        return device
+
+    def _pairing(self, open_: bool) -> None:
+        device = self._bluetooth_device()
+        if device is not None:
+            device.pairing(open_)
+
+    def _forget_all(self) -> None:
+        device = self._bluetooth_device()
+        if device is not None:
+            device.forget_all()
 
     def _open_microphone(self) -> RecorderAdapter:
         self.recorder.check()

@@ -421,8 +421,9 @@ class KeyboardConfig:
 class TransportConfig:
     """How keystrokes reach the host."""
 
-    kind: str = _setting("usb", _choice(("usb",)))
-    """usb: the Pi is a USB keyboard (the only transport in this version)."""
+    kind: str = _setting("usb", _choice(("usb", "bluetooth", "auto")))
+    """usb: the Pi is a USB keyboard; bluetooth: a Bluetooth keyboard (pair it with a long hold);
+    auto: USB while a USB host is attached, otherwise the bonded Bluetooth host."""
     device: Path = _setting(Path("/dev/hidg0"), _abs_path)
     """The USB HID gadget device."""
     rate: float = _setting(1000.0, _float(0.0, 10000.0, "a rate", "reports per second"))
@@ -438,6 +439,35 @@ class TransportConfig:
     serial: str | None = _setting(None, _optional(_serial, "one derived from the board"))
     """USB serial number the host sees; None: derived from the board's serial (or machine id), so
     each device is told apart."""
+
+
+def _bt_name(value: Any, note: Note) -> str:
+    text = _text_item(value)
+    if text is None or not 1 <= len(text.strip()) <= 64 or not text.strip().isprintable():
+        raise _Bad("must be a name of 1-64 printable characters")
+    return text.strip()
+
+
+def _hci(value: Any, note: Note) -> str:
+    text = _text_item(value)
+    if text is None or not re.fullmatch(r"hci\d{1,2}", text.strip()):
+        raise _Bad("must be an adapter name like hci0 (see `bluetoothctl list` or `hciconfig`)")
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class BluetoothConfig:
+    """The Bluetooth keyboard (transport.kind bluetooth or auto)."""
+
+    adapter: str = _setting("hci0", _hci)
+    """The Bluetooth adapter."""
+    name: str = _setting("VoiceKey", _bt_name)
+    """The name computers show when pairing."""
+    state_dir: Path = _setting(Path("/var/lib/voicekey"), _abs_path)
+    """Where the last connected host is kept (persistent storage; bluetoothd keeps the bonds in
+    /var/lib/bluetooth)."""
+    reconnect_timeout_s: float = _setting(5.0, _float(1.0, 60.0, "a time", "s"))
+    """One attempt to reconnect to the last host gives up after this long."""
 
 
 @dataclass(frozen=True)
@@ -497,6 +527,8 @@ class Config:
     """Keystroke encoding for the host's layout."""
     transport: TransportConfig = field(default_factory=TransportConfig)
     """USB or Bluetooth delivery."""
+    bluetooth: BluetoothConfig = field(default_factory=BluetoothConfig)
+    """The Bluetooth keyboard."""
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     """Button behaviour while busy."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)

@@ -91,6 +91,8 @@ class Stages:
     """The parts failing now (from the composition root's supervisor)."""
     pairing: Callable[[bool], None] | None = None
     """Opens (True) or closes (False) the transport's pairing window; None: the transport has none."""
+    forget_all: Callable[[], None] | None = None
+    """Forgets every bonded host (a long hold started inside the pairing window); None: nothing to forget."""
 
 
 @dataclass
@@ -136,6 +138,7 @@ class Controller:
         """When the loop last turned (the watchdog is fed only while it keeps turning)."""
         self._listening_since = 0.0
         self._pairing_until = 0.0
+        self._press_closed_pairing = False
         self._work: asyncio.Task | None = None
         self._work_queue: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
@@ -291,10 +294,12 @@ class Controller:
         log.debug("gesture %s in %s", g.value, self.state.value)
         st = self.state
         if g is Gesture.PRESS:
+            self._press_closed_pairing = False
             if st is State.LISTENING:
                 return  # hands-free: the tap that this press becomes ends it
             if st is State.PAIRING:
                 self._end_pairing()
+                self._press_closed_pairing = True  # held on for pairing_hold_s: forget all hosts
                 return
             if st in (State.TRANSCRIBING, State.TYPING):
                 if self.options.busy_press == "cancel" and self._host_present:
@@ -318,6 +323,12 @@ class Controller:
                     self.records.append(record)
                     self._start_work(self.s.pipeline.undo(record))
         elif g is Gesture.LONG_HOLD:
+            if self._press_closed_pairing and self.s.forget_all is not None:
+                self._press_closed_pairing = False
+                log.warning("long hold inside the pairing window: forgetting every paired host")
+                self.s.forget_all()
+                self._start_pairing()  # and pair anew
+                return
             if st is State.LISTENING and self._heard_speech:
                 log.debug("long hold while talking: a long dictation, not pairing")
                 return
@@ -332,6 +343,12 @@ class Controller:
             log.warning("pairing mode: this transport has nothing to pair (Bluetooth is not in use)")
         else:
             self.s.pairing(True)
+
+    def pairing_closed(self) -> None:
+        """The transport closed the pairing window itself (a host paired and connected)."""
+        if self.state is State.PAIRING:
+            log.info("pairing window closed: a host connected")
+            self._set(State.READY)
 
     def _end_pairing(self) -> None:
         if self.s.pairing is not None:

@@ -93,7 +93,7 @@ class Room:
 class Daemon:
     """``voicekey run --config FILE`` in a thread; the test drives the pins and the room."""
 
-    def __init__(self, config: Path, hidg: Path, mic: FakeDevice) -> None:
+    def __init__(self, config: Path, hidg: Path, mic: FakeDevice, bluetooth_backend=None) -> None:  # noqa: ANN001
         self.factory = MockFactory()
         self.backend = FakeAudioBackend([mic])
         self.pedal = FakeInputDevice(("KEY_F13", "KEY_A"), name="Fake foot pedal")
@@ -112,7 +112,8 @@ class Daemon:
             started.set()
 
         args = build_parser("run").parse_args(["run", "--config", str(config)])
-        hardware = PiHardware(pin_factory=self.factory, audio_backend=self.backend, input_backend=self.inputs)
+        hardware = PiHardware(pin_factory=self.factory, audio_backend=self.backend, input_backend=self.inputs,
+                              bluetooth_backend=bluetooth_backend)
 
         def main() -> None:
             self.exit_code = run_cmd.run(args, hardware, on_started=on_started)

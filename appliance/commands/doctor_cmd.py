@@ -535,6 +535,10 @@ def run_checks(loaded: LoadedConfig, paths: DoctorPaths | None = None, hw: Docto
                                        access=hw.access))
     else:
         checks.append(Check("usb", Status.OK, f"USB checks skipped: transport.kind is {config.transport.kind}"))
+    if config.transport.kind in ("bluetooth", "auto"):
+        from appliance.commands.doctor_bluetooth import BluetoothPaths, bluetooth_checks
+
+        checks.extend(bluetooth_checks(config, BluetoothPaths(sysfs_root=sysfs_root)))
 
     try:
         backend = hw.audio_backend()

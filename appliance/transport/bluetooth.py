@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from appliance.config import BluetoothConfig, ControllerConfig
 from appliance.errors import TransportError
 from appliance.hid.report import REPORT_LENGTH, bluetooth_report
 from appliance.transport.base import DeliveryFailed
@@ -128,12 +129,14 @@ class LastHost:
 class BluetoothOptions:
     """How the Bluetooth keyboard behaves (``bluetooth.*`` settings; defaults from the config)."""
 
-    name: str = "VoiceKey"
-    """The name hosts see."""
-    pairing_s: float = 180.0
-    """How long an opened pairing window stays open (bluetoothd closes it itself after that)."""
-    connect_timeout_s: float = 5.0
-    """One reconnect attempt to the last host gives up after this long (a reconnect right after a
+    name: str = BluetoothConfig.name
+    """The name hosts see (``bluetooth.name``)."""
+    pairing_s: float = ControllerConfig.pairing_s
+    """How long an opened pairing window stays open (bluetoothd closes it itself after that;
+    ``controller.pairing_s``)."""
+    connect_timeout_s: float = BluetoothConfig.reconnect_timeout_s
+    """One reconnect attempt to the last host gives up after this long (``bluetooth.reconnect_timeout_s``;
+    a reconnect right after a
     disconnect can hang ~40 s while the old link is torn down)."""
     backoff_s: Sequence[float] = (1.0, 2.0, 5.0, 10.0, 30.0)
     """Pauses between reconnect attempts; the last one repeats."""

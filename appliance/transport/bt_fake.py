@@ -111,6 +111,8 @@ class FakeBluez:
         self.name: str | None = None
         self.record: str | None = None
         self.closed = False
+        self.on_window_open: Callable[[], None] | None = None
+        """Called when the window opens (a test's host pairs then)."""
 
     async def start(self, name: str, record: str, may_pair: Callable[[], bool]) -> str:
         await asyncio.sleep(0)
@@ -121,6 +123,23 @@ class FakeBluez:
 
     async def set_pairing(self, open_: bool, timeout_s: float) -> None:
         self.window_open = open_
+        if open_ and self.on_window_open is not None:
+            self.on_window_open()
+
+    # the extra calls `voicekey bluetooth` makes
+    async def connect(self) -> None:
+        await asyncio.sleep(0)
+
+    async def register_agent(self, may_pair: Callable[[], bool]) -> None:
+        self.may_pair = may_pair
+
+    async def adapter_properties(self) -> dict:
+        return {"Address": self.address, "Alias": self.name or "VoiceKey", "Powered": True,
+                "Pairable": self.window_open, "Discoverable": self.window_open, "Class": 0x000540}
+
+    async def devices(self) -> list[dict]:
+        return [{"path": "/org/bluez/hci0/dev_" + a.replace(":", "_"), "Address": a, "Alias": "Fake host",
+                 "Paired": True, "Connected": False} for a in sorted(self.bonds)]
 
     async def bonded(self) -> list[str]:
         return sorted(self.bonds)

@@ -391,16 +391,17 @@ def test_all_ok_on_a_working_device(roots, tmp_path):
     assert "fix: set transport.device: /dev/hidg0" in text
 
 
-def test_bluetooth_is_not_a_transport_yet_so_the_usb_checks_run(tmp_path):
+def test_bluetooth_transport_runs_the_bluetooth_checks_not_the_usb_ones(tmp_path):
     config_file = tmp_path / "c.yaml"
     config_file.write_text("transport:\n  kind: bluetooth\n")
     checks = doc.run_checks(load_config([config_file]), doc.DoctorPaths(tmp_path / "c", tmp_path / "s"),
                             full_hw(tmp_path))
     by_name = {c.name: c for c in checks}
-    config = by_name["config"]
-    assert config.status is not doc.Status.OK
-    assert "transport.kind" in " ".join([config.summary, *config.details])
-    assert "gadget" in by_name
+    assert by_name["config"].status is doc.Status.OK
+    assert "gadget" not in by_name and "USB checks skipped" in by_name["usb"].summary
+    assert {"bluetooth adapter", "bluetoothd", "bluetooth capability", "bluetooth hosts"} <= set(by_name)
+    adapter = by_name["bluetooth adapter"]  # the sysfs root given has no adapter
+    assert adapter.status is doc.Status.FAIL and "hci0" in adapter.summary
 
 
 def test_command_json_and_exit_status(tmp_path, capsys):

@@ -90,7 +90,9 @@ def test_daemon_unit_hardening():
     assert any(p.lstrip("-") == "/var/cache/voicekey" for p in words(u, "Service", "ReadWritePaths"))
     assert "XDG_CACHE_HOME=/var/cache" in u["Service"]["Environment"]
     assert one(u, "Service", "CacheDirectory") == "voicekey"
-    assert one(u, "Service", "CapabilityBoundingSet") == ""
+    # exactly one capability: L2CAP PSMs 0x11/0x13 (Bluetooth HID) are below 0x1001
+    assert one(u, "Service", "CapabilityBoundingSet") == "CAP_NET_BIND_SERVICE"
+    assert one(u, "Service", "AmbientCapabilities") == "CAP_NET_BIND_SERVICE"
     # lgpio needs a writable directory for its pipes: the runtime directory, named by LG_WD
     assert one(u, "Service", "RuntimeDirectory") == "voicekey"
     assert "LG_WD=/run/voicekey" in u["Service"]["Environment"]

@@ -1,0 +1,67 @@
+"""``voicekey bluetooth status|pair|forget`` on fake BlueZ."""
+
+import json
+
+import pytest
+
+from appliance.cli import build_parser
+from appliance.commands import bluetooth_cmd
+from appliance.errors import ConfigError, TransportError
+from appliance.transport.bt_fake import FakeBluez
+
+HOST = "00:BB:02:00:00:01"
+
+
+def _args(tmp_path, *argv):
+    config = tmp_path / "voicekey.yaml"
+    config.write_text(f"bluetooth:\n  state_dir: {tmp_path / 'state'}\n")
+    return build_parser("bluetooth").parse_args(["bluetooth", *argv, "--config", str(config)])
+
+
+def test_status_lists_paired_hosts_and_the_last_one(tmp_path, capsys):
+    bluez = FakeBluez()
+    bluez.bonds = {HOST, "00:BB:02:00:00:02"}
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "last-host-hci0").write_text(HOST + "\n")
+    assert bluetooth_cmd.run(_args(tmp_path, "status", "--json"), bluez) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert [h["address"] for h in info["hosts"]] == [HOST, "00:BB:02:00:00:02"]
+    assert info["last_host"] == HOST and info["class"] == "0x000540" and info["pairable"] is False
+    assert bluetooth_cmd.run(_args(tmp_path, "status"), bluez) == 0
+    assert f"{HOST}  Fake host  not connected (last)" in capsys.readouterr().out
+
+
+def test_forget_one_clears_the_last_host(tmp_path, capsys):
+    bluez = FakeBluez()
+    bluez.bonds = {HOST, "00:BB:02:00:00:02"}
+    (tmp_path / "state").mkdir()
+    last = tmp_path / "state" / "last-host-hci0"
+    last.write_text(HOST + "\n")
+    assert bluetooth_cmd.run(_args(tmp_path, "forget", HOST.lower()), bluez) == 0
+    assert bluez.bonds == {"00:BB:02:00:00:02"} and not last.exists()
+    assert bluetooth_cmd.run(_args(tmp_path, "forget", "--all"), bluez) == 0
+    assert bluez.bonds == set()
+
+
+@pytest.mark.parametrize("argv,error,words", [
+    (("forget",), ConfigError, "exactly one of"),
+    (("forget", HOST, "--all"), ConfigError, "exactly one of"),
+    (("forget", "00:BB"), ConfigError, "AA:BB:CC:DD:EE:FF"),
+    (("forget", "00:BB:02:00:00:09"), TransportError, "not a paired host"),
+    (("pair", "--timeout", "0"), ConfigError, "1 to 3600"),
+])
+def test_bad_input_says_what_is_wrong(tmp_path, argv, error, words):
+    bluez = FakeBluez()
+    bluez.bonds = {HOST}
+    with pytest.raises(error) as info:
+        bluetooth_cmd.run(_args(tmp_path, *argv), bluez)
+    assert words in f"{info.value} {info.value.fix}"
+
+
+def test_pair_opens_the_window_and_returns_when_a_host_paired(tmp_path, capsys):
+    bluez = FakeBluez()
+    paired = []
+    bluez.on_window_open = lambda: paired.append(bluez.pair(HOST))
+    assert bluetooth_cmd.run(_args(tmp_path, "pair", "--timeout", "5"), bluez) == 0
+    assert paired == [True] and HOST in capsys.readouterr().out
+    assert not bluez.window_open  # closed again
