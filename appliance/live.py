@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -33,15 +33,20 @@ from appliance.audio.format import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
+#: a committed stretch up to this long is heard again (as the overlap) by the next stretch's decodes
+OVERLAP_MAX_S = 6.0
+
 
 class LiveTranscriber(Protocol):
     """What live dictation needs from the transcriber (``appliance.stt.whisper.WhisperTranscriber``)."""
 
-    def hypothesis(self, samples: np.ndarray, prefix: str = "") -> str:
+    def hypothesis(self, samples: np.ndarray, prefix: str = "", context: Sequence[int] = ()) -> str:
         """A quick guess of the whole text of ``samples``, continuing ``prefix``."""
 
-    def transcribe(self, samples: np.ndarray, on_words=None, prefix: str = ""):  # noqa: ANN001,ANN201
-        """The careful final decode, continuing ``prefix``; ``on_words`` gets the words after it."""
+    def transcribe(self, samples: np.ndarray, on_words=None, prefix: str = "",  # noqa: ANN001,ANN201
+                   context: Sequence[int] = ()):
+        """The careful decode, continuing ``prefix``; ``on_words`` gets the words after it. Returns a
+        ``Transcript`` whose ``token_ids`` are the ``context`` of the next stretch's decodes."""
 
 
 class Agreement:
@@ -141,6 +146,16 @@ class LiveSession:
         self.stats = LiveStats()
         self._started_at = self.clock()
         self._stretch_start = 0
+        # Decodes of a stretch also hear the stretch before it (the overlap), forced to its typed
+        # text: Whisper then continues a sentence across the pause instead of starting a new one
+        # ("... the lower case than the capital letters", not "... the lower case. Then the capital
+        # letters"). With the short encoder window's 10 s minimum, the extra audio is nearly free.
+        self._overlap_start = 0
+        self._overlap_words: list[str] = []
+        # the model's tokens of the text before the overlap (Whisper's previous text), and of the
+        # last commit's decode (overlap + stretch): the context once that stretch is the overlap
+        self._context: tuple[int, ...] = ()
+        self._last_tokens: tuple[int, ...] = ()
         self._agreement = Agreement()
         self._last_pass_len = 0
         self._heard_speech = False
@@ -161,11 +176,11 @@ class LiveSession:
         await self._stop_passes()
         self.stats.speech_s = len(samples) / SAMPLE_RATE
         stretch = samples[self._stretch_start:]
-        prefix = self._agreement.text
-        if gate(stretch) is not None or prefix:  # else: all of it was committed at pauses
+        if gate(stretch) is not None or self._agreement.committed:  # else: all was committed at pauses
+            heard, prefix, context = samples[self._overlap_start:], self._prefix(), self._context
             emit = self._emit_threadsafe()
             self.transcript = await asyncio.to_thread(_timed(
-                lambda: self.transcriber.transcribe(stretch, emit, prefix=prefix), self.stats))
+                lambda: self.transcriber.transcribe(heard, emit, prefix=prefix, context=context), self.stats))
         log.info("live: %d passes (%d skipped), %d commits at pauses, %d words typed before the end, "
                  "CPU %.2f s per second of speech", self.stats.passes, self.stats.skipped,
                  self.stats.commits_at_pauses, self.stats.words_live, self.stats.cpu_per_speech_s)
@@ -218,7 +233,7 @@ class LiveSession:
             # cut inside the pause: what follows it (maybe the start of the next word, not yet
             # voiced enough for the VAD) belongs to the next stretch, heard once, whole
             cut = len(audio) - int(silence * SAMPLE_RATE) + int(min(0.25, silence / 2) * SAMPLE_RATE)
-            await self._commit_stretch(cut, audio[self._stretch_start:cut])
+            await self._commit_stretch(cut, audio[self._overlap_start:cut])
             return
         new_s = (len(audio) - self._last_pass_len) / SAMPLE_RATE
         if new_s < self.options.pass_s or not self._heard_speech:
@@ -226,7 +241,7 @@ class LiveSession:
         if self._last_pass_len:
             self.stats.skipped += max(0, int(new_s / self.options.pass_s) - 1)
         self._last_pass_len = len(audio)
-        await self._agree(stretch)
+        await self._agree(audio[self._overlap_start:])
 
     async def _decode(self, fn: Callable[[], object]) -> object:
         self.stats.passes += 1
@@ -237,26 +252,47 @@ class LiveSession:
             if self._pass.done():
                 self._pass = None
 
-    async def _agree(self, stretch: np.ndarray) -> None:
-        prefix = self._agreement.text
-        hypothesis = await self._decode(lambda: self.transcriber.hypothesis(stretch, prefix=prefix))
+    def _prefix(self) -> str:
+        """The text a decode of the overlap + stretch is forced to continue: all of it is typed."""
+        return " ".join([*self._overlap_words, *self._agreement.committed])
+
+    async def _agree(self, heard: np.ndarray) -> None:
+        prefix, context = self._prefix(), self._context
+        hypothesis = str(await self._decode(
+            lambda: self.transcriber.hypothesis(heard, prefix=prefix, context=context)))
         if self._stopping:
             return
-        for word in self._agreement.offer(str(hypothesis)):
+        words = hypothesis.split()
+        overlap = len(self._overlap_words)
+        if words[:overlap] != self._overlap_words:
+            log.debug("live: a pass did not continue the typed text; ignored")
+            return
+        for word in self._agreement.offer(" ".join(words[overlap:])):
             self.stats.words_live += 1
             self.emit(" " + word)
 
-    async def _commit_stretch(self, cut: int, stretch: np.ndarray) -> None:
-        prefix = self._agreement.text
+    async def _commit_stretch(self, cut: int, heard: np.ndarray) -> None:
+        prefix, context = self._prefix(), self._context
         words: list[str] = []
-        await self._decode(lambda: self.transcriber.transcribe(stretch, words.append, prefix=prefix))
+        transcript = await self._decode(
+            lambda: self.transcriber.transcribe(heard, words.append, prefix=prefix, context=context))
         if self._stopping:
             return  # finish() decodes this stretch again, continuing what was typed
         self.stats.commits_at_pauses += 1
         for word in words:
             self.stats.words_live += 1
             self.emit(_spaced(word))
-        # the next stretch is the audio after the cut: no overlap, so no word is heard twice
+        # the next stretch is the audio after the cut (its words are typed once: the decodes that
+        # also hear this stretch are forced to its text and hand out only what follows)
+        stretch_words = [*self._agreement.committed, *" ".join(words).split()]
+        tokens = tuple(getattr(transcript, "token_ids", ()) or ())
+        if (cut - self._stretch_start) / SAMPLE_RATE <= OVERLAP_MAX_S and stretch_words:
+            # overlap = this stretch; the context = what came before it (the last decode's tokens)
+            self._overlap_start, self._overlap_words = self._stretch_start, stretch_words
+            self._context, self._last_tokens = self._last_tokens, tokens
+        else:  # too long to hear again: the next stretch starts alone, this one is its context
+            self._overlap_start, self._overlap_words = cut, []
+            self._context = self._last_tokens = tokens
         self._stretch_start = cut
         self._agreement = Agreement()
         self._heard_speech = False

@@ -182,11 +182,13 @@ class CallLog:
         finally:
             self.calls.append((kind, len(samples) / SAMPLE_RATE, t0, time.monotonic()))
 
-    def hypothesis(self, samples: np.ndarray, prefix: str = "") -> str:
-        return self._timed("pass", samples, lambda: self.inner.hypothesis(samples, prefix=prefix))
+    def hypothesis(self, samples: np.ndarray, prefix: str = "", context: Sequence[int] = ()) -> str:
+        return self._timed("pass", samples, lambda: self.inner.hypothesis(samples, prefix=prefix, context=context))
 
-    def transcribe(self, samples: np.ndarray, on_words=None, prefix: str = ""):  # noqa: ANN001,ANN201
-        return self._timed("decode", samples, lambda: self.inner.transcribe(samples, on_words, prefix=prefix))
+    def transcribe(self, samples: np.ndarray, on_words=None, prefix: str = "",  # noqa: ANN001,ANN201
+                   context: Sequence[int] = ()):
+        return self._timed("decode", samples,
+                           lambda: self.inner.transcribe(samples, on_words, prefix=prefix, context=context))
 
 
 # ---- one utterance in one mode ----------------------------------------------------------------

@@ -98,13 +98,13 @@ class ScriptedTranscriber:
         """With ``gate``: the words handed out before the model waits for the gate."""
         self.calls = 0
 
-    def hypothesis(self, samples, prefix: str = "") -> str:
+    def hypothesis(self, samples, prefix: str = "", context=()) -> str:  # noqa: ANN001
         """Live dictation's quick guess: the prefix, then the next scripted text."""
         done = prefix.split()
         upcoming = self.texts[0].split() if self.texts else []
         return " ".join(done + upcoming[len(done):])
 
-    def transcribe(self, samples, on_words=None, prefix: str = "") -> Transcript:
+    def transcribe(self, samples, on_words=None, prefix: str = "", context=()) -> Transcript:  # noqa: ANN001
         self.calls += 1
         if self.fail:
             raise ModelError("fake model failed", fix="reinstall")

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from appliance.audio.format import SAMPLE_RATE
 from appliance.live import Agreement, LiveOptions, LiveSession
+from appliance.stt.base import Timings, Transcript
 
 WORD_S = 0.3
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
@@ -47,6 +48,7 @@ class HearingModel:
     def __init__(self) -> None:
         self.mishear = itertools.count()
         self.calls: list[tuple[str, int, str]] = []
+        self.contexts: list[tuple[str, tuple[int, ...]]] = []
 
     @staticmethod
     def heard(samples: np.ndarray) -> list[str]:
@@ -69,20 +71,25 @@ class HearingModel:
             f"prefix {done} is not what this audio starts with: {heard}")
         return done + heard[len(done):]
 
-    def hypothesis(self, samples: np.ndarray, prefix: str = "") -> str:
+    def hypothesis(self, samples: np.ndarray, prefix: str = "", context: tuple[int, ...] = ()) -> str:
+        self.contexts.append(("pass", tuple(context)))
         words = self._continue(samples, prefix)
         if len(words) > len(prefix.split()):
             words[-1] = f"{words[-1]}#{next(self.mishear)}"  # the newest word, misheard
         self.calls.append(("pass", len(samples), prefix))
         return " ".join(words)
 
-    def transcribe(self, samples: np.ndarray, on_words=None, prefix: str = ""):  # noqa: ANN001
+    def transcribe(self, samples: np.ndarray, on_words=None, prefix: str = "",  # noqa: ANN001
+                   context: tuple[int, ...] = ()):
+        self.contexts.append(("final", tuple(context)))
         words = self._continue(samples, prefix)
         for i, w in enumerate(words[len(prefix.split()):]):
             if on_words:  # like Whisper's: the first word of a decode comes without its space
                 on_words(w if i == 0 and not prefix else " " + w)
         self.calls.append(("final", len(samples), prefix))
-        return " ".join(words)
+        # "tokens": a word's number, as Whisper's token ids of the text
+        return Transcript(" ".join(words), Timings(0, 0, 0, 0, None, None), len(samples) / SAMPLE_RATE,
+                          token_ids=tuple(WORDS.index(w.rstrip("~")) for w in words))
 
 
 def speech(script: list[int | None]) -> np.ndarray:
@@ -104,12 +111,12 @@ def trailing_silence(samples: np.ndarray) -> float | None:
     return (len(samples) - 1 - int(nonzero[-1])) / SAMPLE_RATE
 
 
-def run_live(script: list[int | None], step_s: float, hands_free: bool = True
+def run_live(script: list[int | None], step_s: float, hands_free: bool = True, model: HearingModel | None = None
              ) -> tuple[list[str], str, int]:
     """Feed the script's audio in ``step_s`` chunks through a LiveSession; return what it emitted at
     each moment (cumulative), the final text, and how many words were typed before the end."""
     audio = speech(script)
-    model = HearingModel()
+    model = model or HearingModel()
     emitted: list[str] = []
     typed: list[str] = []
     before_end: list[int] = []
@@ -153,3 +160,21 @@ def test_typed_text_is_always_a_prefix_of_the_final_text_and_nothing_is_lost_or_
         assert final.startswith(moment.strip()), (moment, final)
     assert "#" not in final  # a misheard word never survives: two passes never agree on one
     assert final == truth
+
+
+def test_each_stretch_is_decoded_hearing_the_stretch_before_it_with_the_text_before_that_as_context():
+    """A stretch cut at a pause is decoded with the stretch before it (forced to its typed text), so
+    Whisper continues the sentence across the pause, and with the model's tokens of the text before
+    that as its previous text (as Whisper conditions each window on the text before it)."""
+    model = HearingModel()
+    _, final, _ = run_live([1, 2, 3, None, 4, 5, None, 6, 7, 8], step_s=0.1, model=model)
+    assert final == "alpha bravo charlie delta echo foxtrot golf hotel"
+    decodes = [(prefix, samples) for kind, samples, prefix in model.calls if kind == "final"]
+    # (each prefix may go on with words of its own stretch that two passes already agreed on)
+    assert decodes[1][0].startswith("alpha bravo charlie") and decodes[2][0].startswith("delta echo")
+    assert not decodes[2][0].startswith("delta echo foxtrot golf hotel")
+    assert decodes[1][1] > int(5 * WORD_S * SAMPLE_RATE)  # it heard both stretches
+    contexts = [context for kind, context in model.contexts if kind == "final"]
+    assert contexts == [(), (), (0, 1, 2)], model.contexts
+    # the quick passes inside a stretch get the same context as its decode
+    assert {context for kind, context in model.contexts if kind == "pass"} <= set(contexts)

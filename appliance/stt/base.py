@@ -39,6 +39,7 @@ class Transcript:
     fallback: str | None = None  #: why the padded pass was run (None if it was not)
     dropped: str | None = None   #: why the text was suppressed ("silence", "vad", "no-speech", ...)
     language: str | None = None  #: language the model was told or detected (None: not transcribed)
+    token_ids: tuple[int, ...] = ()  #: the model's tokens of ``text`` (() when unknown): a later decode's context
 
 
 @runtime_checkable

@@ -36,6 +36,7 @@ import difflib
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 HOP = 160                     #: samples per mel frame (10 ms)
 FULL_FRAMES = 3000            #: Whisper's 30 s window
 MAX_PROMPT_TOKENS = 223       #: Whisper keeps at most the last 223 previous-text tokens (n_text_ctx // 2 - 1)
+MAX_CONTEXT_TOKENS = 96       #: of a dictation's earlier text (live stretches), the last this many go in the prompt
 
 
 @dataclass(frozen=True)
@@ -342,11 +344,15 @@ class WhisperTranscriber:
 
     # -- public -----------------------------------------------------------------------------
 
-    def transcribe(self, samples: np.ndarray, on_words: WordSink | None = None, prefix: str = "") -> Transcript:
+    def transcribe(self, samples: np.ndarray, on_words: WordSink | None = None, prefix: str = "",
+                   context: Sequence[int] = ()) -> Transcript:
         """Transcribe float32 mono 16 kHz samples; see :class:`~appliance.stt.base.Transcriber`.
 
         ``prefix``: text already typed for this audio (live dictation). The decode is forced to
-        continue it, ``on_words`` gets only the words after it, and the transcript starts with it."""
+        continue it, ``on_words`` gets only the words after it, and the transcript starts with it.
+        ``context``: the ``token_ids`` of the transcripts of the audio just before this one (the
+        same dictation's earlier stretches), given to Whisper as its previous text, as Whisper's own
+        long-form transcription conditions each 30 s window on the text before it."""
         t0 = time.perf_counter()
         samples = check_samples(samples)
         audio_s = len(samples) / SAMPLE_RATE
@@ -362,7 +368,7 @@ class WhisperTranscriber:
         emitter = _Emitter(on_words, t0)
         forced = self._tokens_for(prefix)
         emitter.text = self._vocab.decode(forced).lstrip() if forced else ""
-        stats = _Stats()
+        stats = _Stats(context=_context(context))
         tf = time.perf_counter()
         features = self._features(samples)
         stats.features_ms += (time.perf_counter() - tf) * 1000
@@ -372,6 +378,7 @@ class WhisperTranscriber:
             segment = features[:, start:start + FULL_FRAMES]
             seg_samples = samples[start * HOP:(start + FULL_FRAMES) * HOP]
             text = self._segment(segment, seg_samples, text, emitter, stats, forced if start == 0 else [])
+            stats.context = _context([*stats.context, *stats.segment_tokens])
         text = text.strip()
         dropped = stats.dropped
         if not emitter.text and text and is_blank_text(text):
@@ -394,16 +401,17 @@ class WhisperTranscriber:
             audio_s=audio_s, window_frames=stats.window, tokens=stats.tokens,
             avg_logprob=stats.avg_logprob, no_speech_prob=stats.no_speech_prob,
             fallback=stats.fallback, dropped=None if text else dropped,
-            language=stats.language or self._language)
+            language=stats.language or self._language,
+            token_ids=tuple(stats.all_tokens) if text and stats.consistent and emitter.text == text else ())
 
-    def hypothesis(self, samples: np.ndarray, prefix: str = "") -> str:
+    def hypothesis(self, samples: np.ndarray, prefix: str = "", context: Sequence[int] = ()) -> str:
         """One quick greedy pass (short window, no fallback, no words handed out) continuing
         ``prefix``: the current guess for live dictation. "" when it looks like no speech."""
         samples = check_samples(samples)
         if samples.size < HOP * 10:
             return prefix.strip()
         forced = self._tokens_for(prefix)
-        stats = _Stats()
+        stats = _Stats(context=_context(context))
         features = self._features(samples)[:, :FULL_FRAMES]
         encoded = self._encode(self._window(features), stats)
         if self._language == "auto":
@@ -436,16 +444,19 @@ class WhisperTranscriber:
                     break
         return encode_text(Path(self.model.path), target)
 
-    def prompt_tokens(self, language: str | None = None) -> list[int]:
+    def prompt_tokens(self, language: str | None = None, context: Sequence[int] = ()) -> list[int]:
         """The decoder prompt (token ids) used for ``language`` (default: the configured one, or
-        English's for ``auto`` before a clip's language is known)."""
+        English's for ``auto`` before a clip's language is known) and a decode's ``context``."""
         if language is None:
             language = "en" if self._language == "auto" else self._language
-        return list(self._prompt_for(language if self._multilingual else "en"))
+        return list(self._prompt_for(language if self._multilingual else "en", _context(context)))
 
     # -- internals --------------------------------------------------------------------------
 
-    def _prompt_for(self, language: str) -> list[int]:
+    def _prompt_for(self, language: str, context: Sequence[int] = ()) -> list[int]:
+        if context:  # the vocabulary first, then as much of the context as fits
+            previous = [*self._previous[:MAX_PROMPT_TOKENS - len(context)], *context]
+            return build_prompt(self._vocab, self._multilingual, language, previous)
         if language not in self._prompts:
             self._prompts[language] = build_prompt(self._vocab, self._multilingual, language, self._previous)
         return self._prompts[language]
@@ -479,7 +490,7 @@ class WhisperTranscriber:
         return encoded
 
     def _generate(self, encoded, tokens: list[int], limit: int, first: bool, stats: _Stats):  # noqa: ANN001,ANN202
-        prompt = self._prompt_for(stats.language or self._language)
+        prompt = self._prompt_for(stats.language or self._language, stats.context)
         td = time.perf_counter()
         result = self._model.generate(
             encoded, [prompt + tokens], beam_size=1, max_length=max(2 * limit, limit + len(prompt)),
@@ -499,9 +510,10 @@ class WhisperTranscriber:
 
         With a vocabulary prompt it is read from a one-step pass without the prompt instead: the
         prompt lowers it on noise (measured on tiny.en: clicks 0.88 -> 0.69, breath 0.73 -> 0.46),
-        which would let the no-speech rules pass text for clips without speech.
+        which would let the no-speech rules pass text for clips without speech. (So does the
+        context of a live dictation's earlier stretches.)
         """
-        if not self._previous:
+        if not self._previous and not stats.context:
             return float(result.no_speech_prob)
         plain = build_prompt(self._vocab, self._multilingual, stats.language or self._language)
         td = time.perf_counter()
@@ -533,6 +545,7 @@ class WhisperTranscriber:
         ``forced``: tokens the decode must continue (their text is already typed)."""
         guards = self.settings.guards
         forced = list(forced or [])
+        stats.segment_tokens = []
         budget = guards.token_budget(len(seg_samples) / SAMPLE_RATE) + len(forced)
         padded_mode = self.settings.window.mode == "padded"
         window = self._padded(seg_samples, stats) if padded_mode else self._window(segment)
@@ -600,9 +613,13 @@ class WhisperTranscriber:
                 text = text[:cut]
         stats.tokens += len(tokens) - len(forced)
         stats.avg_logprob = avg_logprob
+        stats.segment_tokens = tokens if self._vocab.decode(tokens) == text else []
         full = (before + text).lstrip()
         if not full.startswith(emitter.text):
             full = emitter.text + _join_after(emitter.text, full)
+            stats.segment_tokens = []
+        stats.all_tokens += stats.segment_tokens
+        stats.consistent = stats.consistent and bool(stats.segment_tokens)
         if len(full) > len(emitter.text) and not self._held_back(full):
             emitter.offer(full, final=False)
         return full
@@ -620,4 +637,13 @@ class _Stats:
     fallback: str | None = None
     dropped: str | None = None
     language: str | None = None  #: detected language (``stt.language: auto``)
+    context: list[int] = field(default_factory=list)  #: previous-text tokens for the prompt
+    segment_tokens: list[int] = field(default_factory=list)  #: the last segment's tokens (its text exactly)
+    all_tokens: list[int] = field(default_factory=list)
+    consistent: bool = True  #: ``all_tokens`` decode to the transcript's text
+
+
+def _context(tokens: Sequence[int]) -> list[int]:
+    """The previous-text tokens a decode is conditioned on: the last :data:`MAX_CONTEXT_TOKENS`."""
+    return list(tokens)[-MAX_CONTEXT_TOKENS:]
 

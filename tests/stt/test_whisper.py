@@ -280,3 +280,25 @@ def test_vocabulary_reaches_the_prompt_after_startofprev(vocab_transcriber):
     sot = prompt.index(vocab.id("<|startoftranscript|>"))
     assert vocab.decode(prompt[1:sot]) == " " + ", ".join(VOCABULARY)
     assert prompt[sot:] == [50257, 50362]
+
+
+def test_a_transcripts_tokens_are_its_text_and_condition_the_next_decode(transcriber, vocab_transcriber,
+                                                                         speech_items):
+    """Live dictation decodes a stretch with the earlier stretches' tokens as Whisper's previous text."""
+    (_ref, first), (ref, second) = _clips(speech_items, ["ljspeech_LJ001-0001", "ljspeech_LJ001-0002"])
+    before = transcriber.transcribe(first)
+    assert before.token_ids and transcriber._vocab.decode(list(before.token_ids)).strip() == before.text
+    after = transcriber.transcribe(second, context=before.token_ids)
+    assert corpus_wer([ref], [after.text]).wer < 0.2, after.text
+    assert after.token_ids and transcriber._vocab.decode(list(after.token_ids)).strip() == after.text
+    # the prompt: <|startofprev|>, the vocabulary, then the newest context tokens, capped
+    from appliance.stt.whisper import MAX_CONTEXT_TOKENS
+
+    vocab = vocab_transcriber._vocab
+    context = [*before.token_ids, *after.token_ids]
+    prompt = vocab_transcriber.prompt_tokens(context=context)
+    sot = prompt.index(vocab.id("<|startoftranscript|>"))
+    kept = context[-MAX_CONTEXT_TOKENS:]
+    assert prompt[0] == vocab.id("<|startofprev|>") and prompt[sot - len(kept):sot] == kept
+    assert vocab.decode(prompt[1:sot - len(kept)]) == " " + ", ".join(VOCABULARY)
+    assert transcriber.prompt_tokens(context=()) == [50257, 50362]
