@@ -47,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-tab", action="store_true", help="type tabs as Tab")
     p.add_argument("--no-caps-compensation", action="store_true",
                    help="do not toggle the host's Caps Lock off while typing")
+    p.add_argument("--bluetooth", action="store_true",
+                   help="type on the paired Bluetooth host instead (bluetooth.* from --config or the system "
+                        "config; waits up to --give-up for the host to connect or be reconnected)")
+    p.add_argument("--config", help="config file for --bluetooth (default: the system config files)")
     add_root_args(p)
     p.set_defaults(func=run_type)
 
@@ -69,16 +73,18 @@ def run_type(args: argparse.Namespace) -> int:
     encoded = encoder.encode(text, layout, options)
     for skip in encoded.skipped:
         log.warning("not typed: %s", skip)
-    state_file = gadget_from_args(args).udc_state_file()
-    device = HidgDevice(args.device, udc_state_file=state_file)
-    typist = Typist(device,
-                    TypingOptions(rate=args.rate, give_up_s=args.give_up, settle_s=args.settle,
-                                  caps_lock_compensation=not args.no_caps_compensation),
-                    capslock=encoder.capslock_stroke())
-    try:
-        result = asyncio.run(typist.type(encoded.strokes))
-    finally:
-        device.close()
+    options = TypingOptions(rate=args.rate, give_up_s=args.give_up, settle_s=args.settle,
+                            caps_lock_compensation=not args.no_caps_compensation)
+    if args.bluetooth:
+        result = asyncio.run(_type_bluetooth(args, options, encoded.strokes))
+    else:
+        state_file = gadget_from_args(args).udc_state_file()
+        device = HidgDevice(args.device, udc_state_file=state_file)
+        typist = Typist(device, options, capslock=encoder.capslock_stroke())
+        try:
+            result = asyncio.run(typist.type(encoded.strokes))
+        finally:
+            device.close()
     if not result.complete:
         left = "".join(s.text for s in result.pending)
         print(f"voicekey type: host did not come back within {args.give_up:g} s; "
@@ -87,6 +93,29 @@ def run_type(args: argparse.Namespace) -> int:
     log.info("typed %d characters in %.2f s (%d reports, %d reconnects)", len(result.typed),
              result.seconds, result.reports, result.reconnects)
     return 0
+
+
+async def _type_bluetooth(args: argparse.Namespace, options, strokes):  # noqa: ANN001,ANN202
+    """Type over the Bluetooth keyboard built by the composition root, as ``voicekey run`` does."""
+    import dataclasses
+
+    from appliance.compose import PiHardware
+    from appliance.config import DEFAULT_PATHS, load_config
+    from appliance.hid import encoder
+    from appliance.transport.typist import Typist
+
+    loaded = load_config([args.config] if args.config else DEFAULT_PATHS)
+    for issue in loaded.issues:
+        log.warning("config: %s", issue)
+    config = dataclasses.replace(loaded.config, transport=dataclasses.replace(loaded.config.transport,
+                                                                             kind="bluetooth"))
+    device = PiHardware().hid_device(config)
+    try:
+        await device.ready()  # type: ignore[attr-defined]
+        return await Typist(device, options, capslock=encoder.capslock_stroke()).type(strokes)
+    finally:
+        device.close()
+        await asyncio.sleep(0.1)  # let BlueZ unregister the agent and profile
 
 
 def run_release(args: argparse.Namespace) -> int:

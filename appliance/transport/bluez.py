@@ -145,8 +145,6 @@ class BluezDbus:
                                  fix="check bluetooth.adapter in the config and `voicekey doctor`")
         await self._set("Powered", "b", True)
         await self._set("Alias", "s", name)
-        await self._set("Discoverable", "b", False)
-        await self._set("Pairable", "b", False)
         await self.register_agent(may_pair)
         self.bus.export(PROFILE_PATH, _Profile())
         self._profile = True
@@ -157,6 +155,9 @@ class BluezDbus:
                              "RequireAuthentication": Variant("b", True),
                              "RequireAuthorization": Variant("b", False),
                          }])
+        # The window is closed from the start; after the agent's registration, which may make
+        # the adapter pairable again.
+        await self.set_pairing(False, 0)
         return str(await self._get("Address"))
 
     async def register_agent(self, may_pair: Callable[[], bool]) -> None:

@@ -52,7 +52,15 @@ WANTED_MODULES = (
     "snd_aloop",
     # virtual input devices (tests/vm/uinput_key.py): the daemon's input-key trigger
     "uinput",
+    # Bluetooth with no radio (tests/vm/test_bluetooth_vm.py): virtual controllers for btvirt, the
+    # kernel's HID host (the test's computer side) and the crypto Secure Simple Pairing needs
+    "bluetooth", "hci_vhci", "hidp", "uhid",
+    "cmac", "ecb", "af_alg", "algif_hash", "algif_skcipher", "drbg",
 )
+
+#: BlueZ user space for the Bluetooth guest tests (bluetoothd, btmon; btvirt), unpacked into the
+#: cache like the kernel, so the machine running the tests needs no Bluetooth daemon installed.
+BLUEZ_PACKAGES = ("bluez", "bluez-test-tools")
 
 #: Kernel options that must be built in (``y``) or modules (``m``) for the harness to mean anything.
 REQUIRED_CONFIG = (
@@ -60,7 +68,7 @@ REQUIRED_CONFIG = (
     "CONFIG_USB_LIBCOMPOSITE", "CONFIG_USB_F_HID", "CONFIG_USB_HID", "CONFIG_HID_GENERIC",
     "CONFIG_INPUT_EVDEV", "CONFIG_SND_ALOOP", "CONFIG_9P_FS", "CONFIG_NET_9P_VIRTIO",
     "CONFIG_VIRTIO_PCI", "CONFIG_CONFIGFS_FS", "CONFIG_DEVTMPFS", "CONFIG_TMPFS",
-    "CONFIG_INPUT_UINPUT",
+    "CONFIG_INPUT_UINPUT", "CONFIG_BT", "CONFIG_BT_HCIVHCI", "CONFIG_BT_HIDP", "CONFIG_UHID",
 )
 
 BUSYBOX = Path("/bin/busybox")
@@ -310,6 +318,30 @@ def _build_locked(cache: Path, force: bool) -> GuestImage:
         "init_sha256": _sha256(init_src), "wanted": list(WANTED_MODULES),
     }, indent=2) + "\n")
     return GuestImage(kernel, guest / "initramfs.cpio", manifest, release)
+
+
+def bluez_root(cache: Path | None = None) -> Path:
+    """``apt-get download`` + ``dpkg-deb -x`` of :data:`BLUEZ_PACKAGES` into ``<cache>/bluez``
+    (once); returns that root (``usr/libexec/bluetooth/bluetoothd``, ``usr/bin/btvirt``, ...)."""
+    cache = cache or cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        debs = cache / "debs"
+        debs.mkdir(parents=True, exist_ok=True)
+        found = [_apt_download(p, debs) for p in BLUEZ_PACKAGES]
+        root = cache / "bluez" / "-".join(d.stem for d in found)
+        if not (root / ".complete").exists():
+            if root.exists():
+                shutil.rmtree(root)
+            root.mkdir(parents=True)
+            for deb in found:
+                _run(["dpkg-deb", "-x", str(deb), str(root)])
+            (root / ".complete").touch()
+        for tool in ("usr/libexec/bluetooth/bluetoothd", "usr/bin/btvirt", "usr/bin/btmon"):
+            if not (root / tool).exists():
+                raise BuildError(f"{tool} is not in {', '.join(d.name for d in found)}")
+        return root
 
 
 def main(argv: list[str] | None = None) -> int:
