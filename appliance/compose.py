@@ -75,8 +75,8 @@ class RecorderAdapter:
     def start(self) -> None:
         self.source.start()
 
-    def stop(self) -> np.ndarray:
-        return self.source.stop()
+    def stop(self, post_roll: bool = True) -> np.ndarray:
+        return self.source.stop(post_roll)
 
     def snapshot(self) -> np.ndarray:
         return self.source.snapshot()
@@ -405,7 +405,9 @@ class Appliance:
             gate=hardware.gate(config), transcriber=self._transcriber,
             shaper=Shaper(shaping_options(config)),
             encoder=LayoutEncoder(load_layout(config.keyboard.layout), encoder_options(config)),
-            typist=typist, options=PipelineOptions(forget_after_s=config.text.forget_after_s), clock=clock,
+            typist=typist, options=PipelineOptions(forget_after_s=config.text.forget_after_s,
+                                                  post_roll_unless_silent_ms=config.audio.post_roll_unless_silent_ms),
+            clock=clock,
             live=live_options(config), trailing_silence=self.vad.trailing_silence_s)
         self.controller = Controller(Stages(
             recorder=self.recorder, pipeline=self.pipeline, typist=typist, led=self.led,

@@ -312,6 +312,9 @@ class AudioConfig:
     """Audio kept from before the press, so the first syllable is not cut off."""
     post_roll_ms: int = _setting(300, _int(0, 2000, "a number of milliseconds"))
     """Audio still recorded after the release, so the last syllable is not cut off."""
+    post_roll_unless_silent_ms: int = _setting(300, _int(0, 5000, "a number of milliseconds"))
+    """The post-roll is skipped when the speech had already stopped this long before the release
+    (nothing is left to catch, and the text comes that much sooner); 0: always record it."""
     max_utterance_s: float = _setting(60.0, _float(1.0, 600.0, "a time", "s"))
     """Longest single recording; capture stops there even if the button is still held."""
     sample_rate: int | None = _setting(None, _optional(_int(8000, 192000, "a sample rate in Hz"),

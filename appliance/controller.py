@@ -57,8 +57,9 @@ class Recorder(Protocol):
     def start(self) -> None:
         """Begin an utterance (including the pre-roll already buffered)."""
 
-    def stop(self) -> np.ndarray:
-        """End it after the post-roll; float32 mono 16 kHz. Blocking: called in a worker thread."""
+    def stop(self, post_roll: bool = True) -> np.ndarray:
+        """End it after the post-roll (none with ``post_roll=False``); float32 mono 16 kHz.
+        Blocking: called in a worker thread."""
 
     def cancel(self) -> None:
         """Drop the current utterance."""
@@ -442,8 +443,10 @@ class Controller:
         self._start_work(self._dictation(record, live))
 
     async def _dictation(self, record: DictationRecord, live=None) -> None:  # noqa: ANN001
+        snapshot = getattr(self.s.recorder, "snapshot", None)
+        post_roll = self.s.pipeline.post_roll_needed(snapshot()) if snapshot is not None else True
         try:
-            samples = await asyncio.to_thread(self.s.recorder.stop)
+            samples = await asyncio.to_thread(self.s.recorder.stop, post_roll)
         except BaseException:
             if live is not None:  # cancelled (or failed) before the live dictation could finish
                 await self.s.pipeline.cancel_live(live)

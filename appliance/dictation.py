@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from appliance.audio.source import SAMPLE_RATE
+from appliance.config import AudioConfig, TextConfig
 from appliance.hid.stroke import Stroke
 from appliance.live import LiveOptions, LiveSession, LiveStats
 from appliance.stt.base import SpeechGate, Transcriber, Transcript
@@ -101,10 +102,26 @@ class LiveRun:
     typing: asyncio.Task
 
 
+def post_roll_needed(recorded: np.ndarray, trailing_silence: Callable[[np.ndarray], float | None],
+                     unless_silent_ms: int) -> bool:
+    """Whether a recording ended by a release still needs its post-roll (see
+    :meth:`DictationPipeline.post_roll_needed`)."""
+    if not unless_silent_ms:
+        return True
+    silence = trailing_silence(recorded[-int((unless_silent_ms / 1000 + 3.0) * SAMPLE_RATE):])
+    needed = silence is None or silence * 1000 < unless_silent_ms
+    if not needed:
+        log.debug("speech ended %.2f s before the release: no post-roll", silence)
+    return needed
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
-    forget_after_s: float = 120.0
+    forget_after_s: float = TextConfig.forget_after_s
     """Idle time after which the context is forgotten (0: never); ``text.forget_after_s``."""
+    post_roll_unless_silent_ms: int = AudioConfig.post_roll_unless_silent_ms
+    """``audio.post_roll_unless_silent_ms``: no post-roll when the speech stopped this long before
+    the release (0: always the post-roll)."""
 
 
 @dataclass
@@ -134,6 +151,14 @@ class DictationPipeline:
         self._reset_shaper = False
 
     # ---- context ----------------------------------------------------------------------------
+    def post_roll_needed(self, recorded: np.ndarray) -> bool:
+        """At the release: does the recording still need its post-roll? Not when the VAD saw the
+        speech stop ``post_roll_unless_silent_ms`` or longer before (nothing is left to catch, and
+        the text comes that much sooner). When in doubt (no speech seen lately, or no VAD), yes."""
+        if self.trailing_silence is None:
+            return True
+        return post_roll_needed(recorded, self.trailing_silence, self.options.post_roll_unless_silent_ms)
+
     def forget(self, reason: str) -> None:
         """Forget what was typed before, at the next dictation boundary (now if none is running)."""
         self._forget_reason = reason

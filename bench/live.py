@@ -235,6 +235,7 @@ class Product:
     shaping: object
     live: object
     post_roll_s: float
+    post_roll_unless_silent_ms: int
     commands: tuple[tuple[str, ...], ...] = field(default=())
 
     @classmethod
@@ -247,7 +248,14 @@ class Product:
         options = compose.shaping_options(config)
         return cls(compose.build_transcriber(config), compose.build_gate(config), options,
                    compose.live_options(config), config.audio.post_roll_ms / 1000,
-                   tuple(DEFAULT_COMMANDS) if options.commands else ())
+                   config.audio.post_roll_unless_silent_ms, tuple(DEFAULT_COMMANDS) if options.commands else ())
+
+    def post_roll_s_at_release(self, recorded: np.ndarray) -> float:
+        """The post-roll the product records after a release (none when the speech had ended)."""
+        from appliance.dictation import post_roll_needed
+
+        needed = post_roll_needed(recorded, self.gate.trailing_silence_s, self.post_roll_unless_silent_ms)
+        return self.post_roll_s if needed else 0.0
 
     def keylog(self) -> KeyLog:
         from appliance.text.shaping import Shaper
@@ -264,9 +272,10 @@ async def run_batch(product: Product, utt: Utterance) -> Run:
     """Release at the end of the audio; post-roll; gate, decode, shape (as DictationPipeline.dictate)."""
     loop = asyncio.get_running_loop()
     keys = product.keylog()
-    samples = np.concatenate([utt.samples, np.zeros(int(product.post_roll_s * SAMPLE_RATE), np.float32)])
     released = time.monotonic()
-    await asyncio.sleep(product.post_roll_s)  # the recorder takes the post-roll after the release
+    post_roll_s = product.post_roll_s_at_release(utt.samples)
+    samples = np.concatenate([utt.samples, np.zeros(int(post_roll_s * SAMPLE_RATE), np.float32)])
+    await asyncio.sleep(post_roll_s)  # the recorder takes the post-roll after the release
     cpu0 = time.process_time()
     speech = product.gate.trim(samples)
     if speech is not None:
@@ -286,8 +295,8 @@ async def run_live(product: Product, utt: Utterance, options, name: str = LIVE) 
     from appliance.live import LiveSession
 
     keys = product.keylog()
-    post = np.zeros(int(product.post_roll_s * SAMPLE_RATE), np.float32)
-    samples = np.concatenate([utt.samples, post])
+    post_roll_s = product.post_roll_s_at_release(utt.samples)
+    samples = np.concatenate([utt.samples, np.zeros(int(post_roll_s * SAMPLE_RATE), np.float32)])
     pressed = time.monotonic()
     cpu0 = time.process_time()
 
@@ -301,7 +310,7 @@ async def run_live(product: Product, utt: Utterance, options, name: str = LIVE) 
     await asyncio.sleep(max(0.0, pressed + utt.seconds - time.monotonic()))
     released = time.monotonic()
     before = len(keys.typed)
-    await asyncio.sleep(product.post_roll_s)
+    await asyncio.sleep(post_roll_s)
     recorded = time.monotonic()
     await session.finish(samples, gate=product.gate.trim)
     await asyncio.sleep(0)  # the final words come through the loop
@@ -407,7 +416,7 @@ def goal_rows(batch: Summary, live: Summary, ratio_per_utt: float | None) -> lis
 
 def render_section(summaries: Sequence[Summary], machine: dict[str, str], utterances: Sequence[Utterance],
                    ratios: dict[str, float | None], run_s: float, post_roll_ms: int = 300,
-                   notes: Sequence[str] = ()) -> str:
+                   notes: Sequence[str] = (), post_roll_note: str = "") -> str:
     """The BENCHMARKS.md live-dictation section (without the markers). ``summaries[0]`` is batch."""
     batch = summaries[0]
     secs = [u.seconds for u in utterances]
@@ -424,7 +433,7 @@ def render_section(summaries: Sequence[Summary], machine: dict[str, str], uttera
         f"{sum(secs):.0f} s in all), each made of consecutive clips of `../shared/speech` joined with "
         "0.3-0.6 s of silence; the reference is the joined references. One tiny.en int8 transcriber with "
         "the product's settings (`appliance.compose`: stt, VAD gate, shaper, `live.*`), post-roll "
-        f"{post_roll_ms} ms. **batch**: release at the end of the audio, then the "
+        f"{post_roll_ms} ms{post_roll_note}. **batch**: release at the end of the audio, then the "
         "whole recording is decoded. **live**: the audio is fed to `LiveSession` in real time (hold-to-talk, "
         "passes from 3 s on), release at its end, then `finish()`. Release -> last key: until the last "
         "shaper edit that typed something (median / p90 over utterances); last word: the last word from "
@@ -453,7 +462,7 @@ def render_section(summaries: Sequence[Summary], machine: dict[str, str], uttera
     lives = [s for s in summaries if s is not batch and s.final_decode_ms is not None]
     if lives:
         lines += ["", f"Where live's release -> last key goes (medians over utterances): the post-roll "
-                  f"({post_roll_ms} ms, both modes), then waiting for the pass in flight at the release, then the "
+                  f"({post_roll_ms} ms where recorded, both modes), then waiting for the pass in flight at the release, then the "
                   "final decode of the audio since the last commit.", "",
                   "| mode | waiting for the pass in flight | final decode | audio it decodes | "
                   "final decode got >= half the utterance |",
@@ -571,7 +580,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     summaries = [summarise(m.name, runs[m.name], references) for m in modes]
     ratios = {m.name: per_utterance_ratio(runs[m.name], runs[BATCH]) for m in modes if m.live is not None}
     run_s = time.monotonic() - started
-    section = render_section(summaries, machine, utterances, ratios, run_s, round(1000 * product.post_roll_s))
+    with_post_roll = sum(product.post_roll_s_at_release(u.samples) > 0 for u in utterances)
+    note = (f" unless the speech had ended {product.post_roll_unless_silent_ms} ms before the release "
+            f"(`audio.post_roll_unless_silent_ms`; recorded after {with_post_roll} of {len(utterances)} utterances)")
+    section = render_section(summaries, machine, utterances, ratios, run_s, round(1000 * product.post_roll_s),
+                             post_roll_note=note)
     print()
     print(section)
     if not args.no_write:

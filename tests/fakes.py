@@ -34,6 +34,7 @@ class ScriptedRecorder:
         self.recording = False
         self.sink: Any = None
         self.post_roll_s = 0.0
+        self.post_rolls: list[bool] = []
 
     def start(self) -> None:
         if not self.present:
@@ -41,8 +42,9 @@ class ScriptedRecorder:
         self.recording = True
         self.started += 1
 
-    def stop(self) -> np.ndarray:
-        if self.post_roll_s:
+    def stop(self, post_roll: bool = True) -> np.ndarray:
+        self.post_rolls.append(post_roll)
+        if self.post_roll_s and post_roll:
             import time
 
             time.sleep(self.post_roll_s)  # blocking, like the real post-roll wait (a worker thread)

@@ -414,3 +414,26 @@ def test_host_back_after_the_give_up_is_seen_as_back():
             assert rig.led.pattern is LedPattern.READY
             assert rig.controller._host_present
     run(go())
+
+
+def test_a_release_after_the_speech_ended_skips_the_post_roll():
+    """The post-roll catches a last syllable cut by an early release; when the VAD saw the speech
+    end well before the release, it is skipped and the text comes that much sooner."""
+    pytest.importorskip("piper")
+    from appliance.audio.piper_source import synthesize
+    from appliance.audio.vad import VoiceActivityDetector
+
+    spoken = synthesize("Please type this sentence into the document.", deterministic=True)
+    voiced_end = len(spoken) - int(VoiceActivityDetector().trailing_silence_s(spoken) * 16000)
+    finished = np.concatenate([spoken, SILENCE])  # released a second after the last word
+    cut_short = spoken[:voiced_end]               # released on the last voiced sound
+
+    async def go():
+        async with Rig([finished, cut_short], ["Please type this.", "Into the document."]) as rig:
+            rig.hold()
+            await rig.settle()
+            rig.hold()
+            await rig.settle()
+            assert rig.recorder.post_rolls == [False, True]
+            assert rig.screen == "Please type this. Into the document."
+    run(go())

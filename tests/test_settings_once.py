@@ -11,6 +11,7 @@ import pytest
 from appliance.audio.source import CaptureOptions
 from appliance.audio.vad import Endpointer, VadOptions
 from appliance.config import Config, section_keys
+from appliance.dictation import PipelineOptions
 from appliance.hid.encoder import EncoderOptions
 from appliance.transport.typist import TypingOptions
 
@@ -36,6 +37,8 @@ PAIRS = [
     (TypingOptions, "rate", "transport", "rate"),
     (TypingOptions, "give_up_s", "transport", "give_up_s"),
     (TypingOptions, "settle_s", "transport", "settle_s"),
+    (PipelineOptions, "forget_after_s", "text", "forget_after_s"),
+    (PipelineOptions, "post_roll_unless_silent_ms", "audio", "post_roll_unless_silent_ms"),
 ]
 
 

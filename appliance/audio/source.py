@@ -332,13 +332,13 @@ class _Recorder:
         with self._cond:
             self._sink = sink
 
-    def request_stop(self) -> None:
+    def request_stop(self, post_roll: bool = True) -> None:
         with self._cond:
             if self._state is _State.RECORDING:
-                self._request_stop_locked()
+                self._request_stop_locked(post_roll)
 
-    def _request_stop_locked(self) -> None:
-        if self.options.post_roll_frames == 0 or self._exhausted or self._stream_ended:
+    def _request_stop_locked(self, post_roll: bool = True) -> None:
+        if not post_roll or self.options.post_roll_frames == 0 or self._exhausted or self._stream_ended:
             self._done()
         else:
             self._state = _State.POST_ROLL
@@ -397,8 +397,9 @@ class AudioSource(Protocol):
     def start(self) -> None:
         """Begin an utterance; it includes the pre-roll. Opens the source first if needed."""
 
-    def stop(self) -> np.ndarray:
-        """End the utterance: record the post-roll, then return its samples (may be empty)."""
+    def stop(self, post_roll: bool = True) -> np.ndarray:
+        """End the utterance: record the post-roll (unless ``post_roll`` is False: the speech is
+        known to be over), then return its samples (may be empty)."""
 
     def cancel(self) -> None:
         """Drop the current utterance without waiting for the post-roll."""
@@ -484,10 +485,11 @@ class BufferedSource:
             self._recorder.start()
             self._on_start()
 
-    def request_stop(self) -> None:
-        """Begin the post-roll without waiting; collect the audio later with :meth:`collect`."""
+    def request_stop(self, post_roll: bool = True) -> None:
+        """Begin the post-roll without waiting (or end at once without it); collect the audio later
+        with :meth:`collect`."""
         with self._lock:
-            self._recorder.request_stop()
+            self._recorder.request_stop(post_roll)
             self._on_stop_requested()
 
     def collect(self, timeout: float | None = None) -> np.ndarray:
@@ -498,9 +500,10 @@ class BufferedSource:
         log.debug("utterance: %.2f s", audio.size / SAMPLE_RATE)
         return audio
 
-    def stop(self) -> np.ndarray:
-        """End the utterance: record the post-roll, return float32 mono 16 kHz samples."""
-        self.request_stop()
+    def stop(self, post_roll: bool = True) -> np.ndarray:
+        """End the utterance: record the post-roll (unless ``post_roll`` is False), return float32
+        mono 16 kHz samples."""
+        self.request_stop(post_roll)
         return self.collect()
 
     def cancel(self) -> None:

@@ -331,3 +331,16 @@ def test_frame_sink_gets_live_frames_on_the_audio_thread_and_survives_errors():
     src.live_frames(None)  # the alias the controller uses
     backend.stream.feed(tone(440, 0.3, rate=NATIVE, channels=2))
     assert len(got) in (9, 10) and all(f.shape == (FRAME_SAMPLES,) for f in got)
+
+
+def test_stop_without_post_roll_returns_at_once_with_what_was_recorded():
+    """At a release after the speech had ended (the controller asks the VAD), the recording ends
+    there: no wait for post-roll audio that could only hold silence."""
+    src, backend = make(pre=0, post=2000, stop_timeout_s=30.0)
+    src.start()
+    backend.stream.feed(tone(880, 0.6, rate=NATIVE, channels=2))
+    audio = src.stop(post_roll=False)  # no more audio is fed: with a post-roll this would wait 30 s
+    assert abs(seconds(audio) - 0.6) <= 2 * FRAME_S
+    src.start()  # the next recording starts clean
+    backend.stream.feed(tone(440, 0.3, rate=NATIVE, channels=2))
+    assert abs(seconds(src.stop(post_roll=False)) - 0.3) <= 2 * FRAME_S

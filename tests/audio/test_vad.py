@@ -188,3 +188,22 @@ def test_endpointer_ignores_noise_breath_and_clicks():
 def test_endpointer_rejects_wrong_frame_size():
     with pytest.raises(ValueError, match="480"):
         Endpointer().feed(np.zeros(320, dtype=np.float32))
+
+
+@pytest.mark.parametrize(("after_s", "limit_ms", "needed"), [
+    (0.0, 300, True),     # released while still speaking: the post-roll catches the last syllable
+    (0.1, 300, True),     # released right after the last voiced frame: it may be a soft ending
+    (0.6, 300, False),    # the speech ended well before the release: nothing left to catch
+    (0.6, 0, True),       # 0: always the post-roll
+    (5.0, 300, True),     # no speech seen lately at all: when in doubt, the post-roll
+])
+def test_the_post_roll_is_skipped_only_when_the_speech_had_clearly_ended(vad, piper_speech, after_s, limit_ms,
+                                                                          needed):
+    from appliance.dictation import DictationPipeline, PipelineOptions
+
+    voiced_end = len(piper_speech) - int(vad.trailing_silence_s(piper_speech) * SR)  # its last voiced frame
+    pipeline = DictationPipeline(gate=vad, transcriber=None, shaper=None, encoder=None, typist=None,  # type: ignore[arg-type]
+                                 options=PipelineOptions(post_roll_unless_silent_ms=limit_ms),
+                                 trailing_silence=vad.trailing_silence_s)
+    recorded = np.concatenate([silence(1.0), piper_speech[:voiced_end], silence(after_s)])
+    assert pipeline.post_roll_needed(recorded) is needed

@@ -121,6 +121,7 @@ BAD_VALUES = [
     ("audio", "device", '""', "device name"),
     ("audio", "pre_roll_ms", "2001", "0-2000"),
     ("audio", "post_roll_ms", "-5", "0-2000"),
+    ("audio", "post_roll_unless_silent_ms", "fast", "0-5000"),
     ("audio", "max_utterance_s", "0.5", "1 to 600 s"),
     ("audio", "max_utterance_s", ".inf", "1 to 600 s"),
     ("audio", "sample_rate", "4000", "8000-192000, or null for the device's default rate"),
