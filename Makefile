@@ -1,11 +1,18 @@
 # VoiceKey developer entry points. `make demo` and `make test` bootstrap everything they need
 # (Debian packages, a virtualenv in .venv) on a fresh Debian machine.
 SHELL := /bin/bash
-PYTHON ?= python3
+# Debian's /usr/bin/python3 when there is one: it has socket.AF_BLUETOOTH (the Bluetooth keyboard;
+# a pyenv build may not) and it is the Python the SD image runs.
+PYTHON ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The venv records the interpreter it was built from ("path version"); another one rebuilds it.
+PY_ID := $(shell $(PYTHON) -c 'import sys; print(sys.executable, sys.version.split()[0])' 2>/dev/null)
+# dbus (dbus-daemon, dbus-send) and the libraries of BlueZ's bluetoothd/btvirt (unpacked into the VM
+# cache by tests/vm/build_guest.py, not installed): the Bluetooth guest tests.
 SYSTEM_PACKAGES := python3-venv python3-dev gcc linux-libc-dev qemu-system-x86 busybox-static cpio xz-utils zstd \
-	libxkbcommon-dev xkb-data libportaudio2 shellcheck
+	libxkbcommon-dev xkb-data libportaudio2 shellcheck \
+	dbus libglib2.0-0 libdw1 libreadline8 libudev1 libasound2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all system venv demo test test-fast test-vm bench bench-typing lint clean help image image-system
@@ -26,10 +33,17 @@ system:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+ifneq ($(PY_ID),$(shell cat $(VENV)/.python 2>/dev/null))
+.PHONY: $(VENV)/.installed
+endif
+
 $(VENV)/.installed: pyproject.toml
+	@if [ -d $(VENV) ] && [ "$$(cat $(VENV)/.python 2>/dev/null)" != "$(PY_ID)" ]; then \
+	  echo "rebuilding $(VENV) for $(PY_ID)"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[speech,base-model,demo,test,bench]'
+	echo '$(PY_ID)' > $(VENV)/.python
 	touch $@
 
 venv: system $(VENV)/.installed
