@@ -86,6 +86,9 @@ class Bluez(Protocol):
     async def bonded(self) -> list[str]:
         """Addresses of the bonded hosts."""
 
+    async def pairable(self) -> bool:
+        """Whether the adapter is pairable now (a window opened by us or by `voicekey bluetooth pair`)."""
+
     async def forget(self, address: str) -> None:
         """Remove the bond with ``address`` (nothing when there is none)."""
 
@@ -142,6 +145,8 @@ class BluetoothOptions:
     """Pauses between reconnect attempts; the last one repeats."""
     send_timeout_s: float = 2.0
     """A report that has not left the queue after this long: the link is taken as gone."""
+    bond_check_s: float = 2.0
+    """How often to look for bonds made outside a pairing window (they are removed)."""
 
 
 @dataclass
@@ -175,6 +180,7 @@ class BluetoothHid:
         self._tasks: set[asyncio.Task] = set()
         self._ready = asyncio.Event()
         self._closed = False
+        self._allowed: set[str] = set()
         self._spawn(self._serve(), "bt-serve")
 
     # ---- lifetime ------------------------------------------------------------------------------
@@ -206,8 +212,30 @@ class BluetoothHid:
             return
         log.info("Bluetooth keyboard %r on %s", self.options.name, self.address)
         self._ready.set()
+        self._allowed = set(await self.bluez.bonded())
         self._spawn(self._accept(ctrl, intr), "bt-accept")
         self._spawn(self._reconnect(), "bt-reconnect")
+        self._spawn(self._police_bonds(), "bt-bonds")
+
+    async def _police_bonds(self) -> None:
+        """A bond that appears while no pairing window is open is removed: with Just Works and a
+        NoInputNoOutput device the kernel accepts a pairing without asking the agent, and a
+        controller may do so even while the adapter is not pairable (seen with btvirt)."""
+        while True:
+            await asyncio.sleep(self.options.bond_check_s)
+            try:
+                bonds = set(await self.bluez.bonded())
+                if self.pairing_open or await self.bluez.pairable():
+                    self._allowed |= bonds
+                    continue
+                for address in sorted(bonds - self._allowed):
+                    log.warning("host %s paired outside the pairing window: bond removed", address)
+                    if self._session is not None and self._session.peer == address:
+                        self._drop("paired outside the pairing window")
+                    await self.bluez.forget(address)
+                self._allowed &= bonds
+            except Exception as exc:  # noqa: BLE001 - BlueZ restarting; try again next round
+                log.debug("bond check: %s", exc)
 
     def check(self) -> None:
         """Raises the set-up's error (the HID part then shows its fault and opens it again)."""
@@ -258,7 +286,8 @@ class BluetoothHid:
         while True:
             ctrl = await ctrl_listener.accept()
             try:
-                allowed = self.pairing_open or ctrl.peer in await self.bluez.bonded()
+                allowed = self.pairing_open or (ctrl.peer in await self.bluez.bonded()
+                                                and (ctrl.peer in self._allowed or await self.bluez.pairable()))
                 if not allowed:
                     log.warning("refused a HID connection from %s: not bonded (open the pairing "
                                 "window to pair it)", ctrl.peer)
@@ -322,6 +351,7 @@ class BluetoothHid:
     def _attach(self, ctrl: Channel, intr: Channel) -> None:
         self._drop("replaced by a new connection")
         session = self._session = _Session(ctrl.peer, ctrl, intr)
+        self._allowed.add(ctrl.peer)
         session.control.leds = self._leds
         session.tasks = [self._spawn(self._read_control(session), "bt-control"),
                          self._spawn(self._read_interrupt(session), "bt-interrupt")]

@@ -197,6 +197,9 @@ class BluezDbus:
     async def bonded(self) -> list[str]:
         return [d["Address"] for d in await self.devices() if d.get("Paired")]
 
+    async def pairable(self) -> bool:
+        return bool(await self._get("Pairable"))
+
     async def forget(self, address: str) -> None:
         for d in await self.devices():
             if d["Address"].upper() == address.upper():

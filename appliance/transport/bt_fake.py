@@ -144,15 +144,19 @@ class FakeBluez:
     async def bonded(self) -> list[str]:
         return sorted(self.bonds)
 
+    async def pairable(self) -> bool:
+        return self.window_open
+
     async def forget(self, address: str) -> None:
         self.bonds.discard(address)
 
     async def close(self) -> None:
         self.closed = True
 
-    def pair(self, address: str) -> bool:
-        """A host asks to pair: the agent is asked (Just Works). True when bonded."""
-        if self.window_open and self.may_pair():
+    def pair(self, address: str, behind_our_back: bool = False) -> bool:
+        """A host asks to pair: the agent is asked (Just Works). True when bonded.
+        ``behind_our_back``: the controller bonds without asking, window or not (as btvirt may)."""
+        if behind_our_back or (self.window_open and self.may_pair()):
             self.bonds.add(address)
             return True
         return False
@@ -182,8 +186,8 @@ class FakeHost:
     def connected(self) -> bool:
         return self.intr is not None and not self.intr.closed
 
-    def pair(self) -> bool:
-        return self.bluez.pair(self.address)
+    def pair(self, behind_our_back: bool = False) -> bool:
+        return self.bluez.pair(self.address, behind_our_back)
 
     async def connect(self) -> None:
         """Open control then interrupt to the device, as a host reconnecting does."""

@@ -13,7 +13,8 @@ from appliance.transport.hidp import PSM_CONTROL
 from appliance.transport.typist import Typist
 from tests.transport.test_typist import CAPS, FAST, host_text, strokes
 
-OPTIONS = BluetoothOptions(name="VoiceKey test", connect_timeout_s=1.0, backoff_s=(0.01, 0.02), send_timeout_s=1.0)
+OPTIONS = BluetoothOptions(name="VoiceKey test", connect_timeout_s=1.0, backoff_s=(0.01, 0.02), send_timeout_s=1.0,
+                           bond_check_s=0.01)
 
 
 class Rig:
@@ -216,6 +217,20 @@ def test_a_failed_set_up_is_the_parts_fault(tmp_path):
         with pytest.raises(TransportError, match="doctor"):
             device.check()
         device.close()
+        rig.device.close()
+
+    run(scenario())
+
+
+def test_a_bond_made_outside_the_window_is_removed_and_its_connection_refused(tmp_path):
+    async def scenario():
+        rig = Rig(tmp_path)
+        await rig.device.ready()
+        assert rig.host.pair(behind_our_back=True)  # the controller bonded without asking
+        await rig.until(lambda: not rig.bluez.bonds, "the bond removed")
+        await rig.host.connect()
+        await rig.until(lambda: rig.host.ctrl.closed, "the connection refused")
+        assert not rig.device.host_connected()
         rig.device.close()
 
     run(scenario())
