@@ -33,8 +33,8 @@ from appliance.audio.format import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-#: a committed stretch up to this long is heard again (as the overlap) by the next stretch's decodes
-OVERLAP_MAX_S = 6.0
+#: tokens of earlier stretches kept as context (the transcriber takes the newest of them it can use)
+CONTEXT_TOKENS = 224
 
 
 class LiveTranscriber(Protocol):
@@ -146,16 +146,11 @@ class LiveSession:
         self.stats = LiveStats()
         self._started_at = self.clock()
         self._stretch_start = 0
-        # Decodes of a stretch also hear the stretch before it (the overlap), forced to its typed
-        # text: Whisper then continues a sentence across the pause instead of starting a new one
-        # ("... the lower case than the capital letters", not "... the lower case. Then the capital
-        # letters"). With the short encoder window's 10 s minimum, the extra audio is nearly free.
-        self._overlap_start = 0
-        self._overlap_words: list[str] = []
-        # the model's tokens of the text before the overlap (Whisper's previous text), and of the
-        # last commit's decode (overlap + stretch): the context once that stretch is the overlap
+        # The model's tokens of the stretches typed before this one: Whisper's previous text for
+        # this stretch's decodes (as Whisper conditions each 30 s window on the text before it).
+        # Previous text is read in one decoder step; a forced prefix costs a step per token
+        # (CTranslate2), which is why earlier stretches are context and not a prefix to continue.
         self._context: tuple[int, ...] = ()
-        self._last_tokens: tuple[int, ...] = ()
         self._agreement = Agreement()
         self._last_pass_len = 0
         self._heard_speech = False
@@ -177,10 +172,10 @@ class LiveSession:
         self.stats.speech_s = len(samples) / SAMPLE_RATE
         stretch = samples[self._stretch_start:]
         if gate(stretch) is not None or self._agreement.committed:  # else: all was committed at pauses
-            heard, prefix, context = samples[self._overlap_start:], self._prefix(), self._context
+            prefix, context = self._agreement.text, self._context
             emit = self._emit_threadsafe()
             self.transcript = await asyncio.to_thread(_timed(
-                lambda: self.transcriber.transcribe(heard, emit, prefix=prefix, context=context), self.stats))
+                lambda: self.transcriber.transcribe(stretch, emit, prefix=prefix, context=context), self.stats))
         log.info("live: %d passes (%d skipped), %d commits at pauses, %d words typed before the end, "
                  "CPU %.2f s per second of speech", self.stats.passes, self.stats.skipped,
                  self.stats.commits_at_pauses, self.stats.words_live, self.stats.cpu_per_speech_s)
@@ -233,7 +228,7 @@ class LiveSession:
             # cut inside the pause: what follows it (maybe the start of the next word, not yet
             # voiced enough for the VAD) belongs to the next stretch, heard once, whole
             cut = len(audio) - int(silence * SAMPLE_RATE) + int(min(0.25, silence / 2) * SAMPLE_RATE)
-            await self._commit_stretch(cut, audio[self._overlap_start:cut])
+            await self._commit_stretch(cut, audio[self._stretch_start:cut])
             return
         new_s = (len(audio) - self._last_pass_len) / SAMPLE_RATE
         if new_s < self.options.pass_s or not self._heard_speech:
@@ -241,7 +236,7 @@ class LiveSession:
         if self._last_pass_len:
             self.stats.skipped += max(0, int(new_s / self.options.pass_s) - 1)
         self._last_pass_len = len(audio)
-        await self._agree(audio[self._overlap_start:])
+        await self._agree(stretch)
 
     async def _decode(self, fn: Callable[[], object]) -> object:
         self.stats.passes += 1
@@ -252,47 +247,31 @@ class LiveSession:
             if self._pass.done():
                 self._pass = None
 
-    def _prefix(self) -> str:
-        """The text a decode of the overlap + stretch is forced to continue: all of it is typed."""
-        return " ".join([*self._overlap_words, *self._agreement.committed])
-
-    async def _agree(self, heard: np.ndarray) -> None:
-        prefix, context = self._prefix(), self._context
-        hypothesis = str(await self._decode(
-            lambda: self.transcriber.hypothesis(heard, prefix=prefix, context=context)))
+    async def _agree(self, stretch: np.ndarray) -> None:
+        prefix, context = self._agreement.text, self._context
+        hypothesis = await self._decode(
+            lambda: self.transcriber.hypothesis(stretch, prefix=prefix, context=context))
         if self._stopping:
             return
-        words = hypothesis.split()
-        overlap = len(self._overlap_words)
-        if words[:overlap] != self._overlap_words:
-            log.debug("live: a pass did not continue the typed text; ignored")
-            return
-        for word in self._agreement.offer(" ".join(words[overlap:])):
+        for word in self._agreement.offer(str(hypothesis)):
             self.stats.words_live += 1
             self.emit(" " + word)
 
-    async def _commit_stretch(self, cut: int, heard: np.ndarray) -> None:
-        prefix, context = self._prefix(), self._context
+    async def _commit_stretch(self, cut: int, stretch: np.ndarray) -> None:
+        prefix, context = self._agreement.text, self._context
         words: list[str] = []
         transcript = await self._decode(
-            lambda: self.transcriber.transcribe(heard, words.append, prefix=prefix, context=context))
+            lambda: self.transcriber.transcribe(stretch, words.append, prefix=prefix, context=context))
         if self._stopping:
             return  # finish() decodes this stretch again, continuing what was typed
         self.stats.commits_at_pauses += 1
         for word in words:
             self.stats.words_live += 1
             self.emit(_spaced(word))
-        # the next stretch is the audio after the cut (its words are typed once: the decodes that
-        # also hear this stretch are forced to its text and hand out only what follows)
-        stretch_words = [*self._agreement.committed, *" ".join(words).split()]
+        # the next stretch is the audio after the cut: no overlap, so no word is heard twice; this
+        # one's tokens join the context (unknown tokens: the context starts afresh)
         tokens = tuple(getattr(transcript, "token_ids", ()) or ())
-        if (cut - self._stretch_start) / SAMPLE_RATE <= OVERLAP_MAX_S and stretch_words:
-            # overlap = this stretch; the context = what came before it (the last decode's tokens)
-            self._overlap_start, self._overlap_words = self._stretch_start, stretch_words
-            self._context, self._last_tokens = self._last_tokens, tokens
-        else:  # too long to hear again: the next stretch starts alone, this one is its context
-            self._overlap_start, self._overlap_words = cut, []
-            self._context = self._last_tokens = tokens
+        self._context = (*self._context, *tokens)[-CONTEXT_TOKENS:] if tokens else ()
         self._stretch_start = cut
         self._agreement = Agreement()
         self._heard_speech = False

@@ -162,19 +162,13 @@ def test_typed_text_is_always_a_prefix_of_the_final_text_and_nothing_is_lost_or_
     assert final == truth
 
 
-def test_each_stretch_is_decoded_hearing_the_stretch_before_it_with_the_text_before_that_as_context():
-    """A stretch cut at a pause is decoded with the stretch before it (forced to its typed text), so
-    Whisper continues the sentence across the pause, and with the model's tokens of the text before
-    that as its previous text (as Whisper conditions each window on the text before it)."""
+def test_each_stretch_is_decoded_with_the_text_of_the_stretches_before_it_as_context():
+    """Whisper conditions a window on the text before it; a stretch cut at a pause must get what was
+    typed before it (as the model's tokens), or it is decoded cold and short stretches go wrong."""
     model = HearingModel()
     _, final, _ = run_live([1, 2, 3, None, 4, 5, None, 6, 7, 8], step_s=0.1, model=model)
     assert final == "alpha bravo charlie delta echo foxtrot golf hotel"
-    decodes = [(prefix, samples) for kind, samples, prefix in model.calls if kind == "final"]
-    # (each prefix may go on with words of its own stretch that two passes already agreed on)
-    assert decodes[1][0].startswith("alpha bravo charlie") and decodes[2][0].startswith("delta echo")
-    assert not decodes[2][0].startswith("delta echo foxtrot golf hotel")
-    assert decodes[1][1] > int(5 * WORD_S * SAMPLE_RATE)  # it heard both stretches
     contexts = [context for kind, context in model.contexts if kind == "final"]
-    assert contexts == [(), (), (0, 1, 2)], model.contexts
+    assert contexts == [(), (0, 1, 2), (0, 1, 2, 3, 4)], model.contexts
     # the quick passes inside a stretch get the same context as its decode
     assert {context for kind, context in model.contexts if kind == "pass"} <= set(contexts)

@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 HOP = 160                     #: samples per mel frame (10 ms)
 FULL_FRAMES = 3000            #: Whisper's 30 s window
 MAX_PROMPT_TOKENS = 223       #: Whisper keeps at most the last 223 previous-text tokens (n_text_ctx // 2 - 1)
-MAX_CONTEXT_TOKENS = 96       #: of a dictation's earlier text (live stretches), the last this many go in the prompt
+MAX_CONTEXT_TOKENS = 48       #: of a dictation's earlier text (live stretches), the last this many go in the prompt
 
 
 @dataclass(frozen=True)
