@@ -444,9 +444,13 @@ class Controller:
 
     async def _dictation(self, record: DictationRecord, live=None) -> None:  # noqa: ANN001
         snapshot = getattr(self.s.recorder, "snapshot", None)
-        post_roll = self.s.pipeline.post_roll_needed(snapshot()) if snapshot is not None else True
+
+        def stop() -> np.ndarray:  # worker thread: the VAD look at the end, then the post-roll (or not)
+            post_roll = self.s.pipeline.post_roll_needed(snapshot()) if snapshot is not None else True
+            return self.s.recorder.stop(post_roll)
+
         try:
-            samples = await asyncio.to_thread(self.s.recorder.stop, post_roll)
+            samples = await asyncio.to_thread(stop)
         except BaseException:
             if live is not None:  # cancelled (or failed) before the live dictation could finish
                 await self.s.pipeline.cancel_live(live)
