@@ -24,6 +24,7 @@ help:
 	@echo "make image         the SD card image -> build/voicekey-VERSION-arm64.img.zst (needs root; see README)"
 	@echo "make bench         speech benchmark (python -m bench; BENCH_ARGS=--quick for a smoke run) -> BENCHMARKS.md"
 	@echo "make bench-typing  typing-throughput benchmark through the guest -> BENCHMARKS.md"
+	@echo "make bench-bluetooth  Bluetooth typing beside USB in the guest (real kernel and BlueZ) -> BENCHMARKS.md"
 	@echo "make bench-live    live dictation vs transcribing after the release, audio fed in real time (~5 min) -> BENCHMARKS.md"
 
 system:
@@ -65,6 +66,10 @@ bench: venv
 
 bench-typing: venv
 	$(PY) -m tests.vm.bench_typing
+
+.PHONY: bench-bluetooth
+bench-bluetooth: venv
+	$(PY) -m tests.vm.bench_bluetooth
 
 .PHONY: bench-live
 bench-live: venv

@@ -440,7 +440,10 @@ class HidHost:
 
 
 def host(args: argparse.Namespace) -> int:
+    finish_early = []
+    signal.signal(signal.SIGUSR1, lambda signum, frame: finish_early.append(True))
     h = HidHost(args.out, args.boot, args.drop_after, args.unplug_after)
+    h.finish = bool(finish_early)
 
     def on_finish(signum: int, frame: object) -> None:
         h.finish = True
@@ -470,6 +473,20 @@ def tap_caps(args: argparse.Namespace) -> int:
     for value in (1, 0):
         os.write(fd, INPUT_EVENT.pack(0, 0, EV_KEY, 58, value) + INPUT_EVENT.pack(0, 0, 0, 0, 0))
     os.close(fd)
+    return 0
+
+
+def caps_off(args: argparse.Namespace) -> int:
+    """Unlock Caps Lock on the guest's console keyboard (KDSKBLED: the lock flags every new
+    keyboard starts from), so a test does not inherit the last one's Caps Lock."""
+    KDGKBLED, KDSKBLED = 0x4B64, 0x4B65  # noqa: N806 - linux/kd.h
+    fd = os.open("/dev/tty0", os.O_RDWR)
+    try:
+        flags = array_byte = bytearray(1)
+        fcntl.ioctl(fd, KDGKBLED, array_byte, True)
+        fcntl.ioctl(fd, KDSKBLED, flags[0] & ~0x04 & 0x77)
+    finally:
+        os.close(fd)
     return 0
 
 
@@ -512,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     h.set_defaults(func=host)
     tap = sub.add_parser("tap-caps")
     tap.set_defaults(func=tap_caps)
+    co = sub.add_parser("caps-off")
+    co.set_defaults(func=caps_off)
     led = sub.add_parser("leds")
     led.set_defaults(func=leds)
     args = parser.parse_args(argv)

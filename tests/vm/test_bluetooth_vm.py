@@ -28,8 +28,9 @@ from tests.vm.keyboard import corpus_for, decode, describe_mismatch
 
 pytestmark = [pytest.mark.vm, pytest.mark.skipif(
     os.environ.get("VOICEKEY_BT_VM") != "1",
-    reason="Bluetooth guest tests still being brought up (issue 10): not yet green twice in a row; "
-           "VOICEKEY_BT_VM=1 runs them")]
+    reason="Bluetooth guest tests not yet green twice in a row (issue 10): a drop mid-text can lose "
+           "the few reports in flight (a send() is queued, not delivered), and the re-pair test's "
+           "next VoiceKey start hung once; VOICEKEY_BT_VM=1 runs them (6 of 8 pass)")]
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = "python tests/vm/bt_guest.py"
@@ -39,7 +40,7 @@ UNIT_CAPS = ("setpriv --bounding-set=-all,+net_bind_service --inh-caps=-all,+net
 CAPSLOCK_CODE = 58
 #: Reports per second. The computer's HIDP runs on the same single TCG vCPU as VoiceKey; faster,
 #: its L2CAP receive queue (basic mode: no flow control) overflows and reports are dropped.
-RATE = 200
+RATE = 100
 
 
 class Bt:
@@ -53,6 +54,7 @@ class Bt:
                                "  state_dir: /run/voicekey-state\n  reconnect_timeout_s: 5\n")
         self.main_conf = REPO / "systemd" / "bluetooth" / "main.conf"
         self.host_job = None
+        self.jobs: list = []
         self.events_file: Path | None = None
 
     def stack(self, restart_bluetoothd: bool = False) -> None:
@@ -63,9 +65,12 @@ class Bt:
     def voicekey(self, args: str, timeout: float = 180, input: str | None = None):  # noqa: A002
         return self.guest.run(f"exec {UNIT_CAPS} voicekey -v {args}", timeout=timeout, input=input)
 
-    def start_typer(self, text: str, give_up: float = 120, rate: float = RATE):  # noqa: ANN201
-        return self.guest.start(f"exec {UNIT_CAPS} voicekey -v type --bluetooth --config {self.config} "
-                                f"--give-up {give_up:g} --settle 0.5 --rate {rate:g} - 2>&1", input=text)
+    def start_typer(self, text: str, give_up: float = 120, rate: float = RATE, settle: float = 0.5,
+                    verbose: str = "-v"):  # noqa: ANN201
+        job = self.guest.start(f"exec {UNIT_CAPS} voicekey {verbose} type --bluetooth --config {self.config} "
+                               f"--give-up {give_up:g} --settle {settle:g} --rate {rate:g} - 2>&1", input=text)
+        self.jobs.append(job)
+        return job
 
     def start_host(self, *flags: str, wait_ready: bool = True) -> None:
         self.events_file = self.guest.path(f"bt-events-{time.monotonic_ns()}.jsonl")
@@ -94,12 +99,22 @@ class Bt:
 
 
 @pytest.fixture(scope="module")
-def bt(guest: Guest):  # noqa: ANN201
+def bt_stack(guest: Guest):  # noqa: ANN201
     b = Bt(guest)
     b.stack()
-    yield b
-    if b.host_job is not None and not b.host_job.done:
-        b.host_job.kill(signal.SIGTERM)
+    return b
+
+
+@pytest.fixture
+def bt(bt_stack: Bt):  # noqa: ANN201
+    """The stack; whatever a test leaves running (its computer, a VoiceKey) is stopped after it."""
+    yield bt_stack
+    for job in [bt_stack.host_job, *bt_stack.jobs]:
+        if job is not None and not job.done:
+            job.kill(signal.SIGTERM)
+            job.wait(60)
+    bt_stack.host_job = None
+    bt_stack.jobs.clear()
 
 
 def _typed_and_decoded(bt: Bt, text: str, *host_flags: str, layout: str = "us", give_up: float = 120):  # noqa: ANN202
@@ -116,7 +131,7 @@ def _typed_and_decoded(bt: Bt, text: str, *host_flags: str, layout: str = "us", 
 
 def test_pairing_outside_the_window_is_refused(bt: Bt) -> None:
     # VoiceKey running (its agent registered, window closed); someone made it visible anyway.
-    typer = bt.start_typer("x", give_up=5)
+    typer = bt.start_typer("x", give_up=60)
     typer.wait_for_output("Bluetooth keyboard", timeout=120)
     bt.guest.run("dbus-send --system --dest=org.bluez --print-reply /org/bluez/hci0 "
                  "org.freedesktop.DBus.Properties.Set string:org.bluez.Adapter1 string:Discoverable "
@@ -124,10 +139,18 @@ def test_pairing_outside_the_window_is_refused(bt: Bt) -> None:
     pairable = bt.guest.run("dbus-send --system --dest=org.bluez --print-reply /org/bluez/hci0 "
                             "org.freedesktop.DBus.Properties.Get string:org.bluez.Adapter1 string:Pairable").check()
     assert "boolean false" in pairable.stdout
-    result = bt.pair_from_host("refused")
-    assert result["found"] and not result["paired"]
-    typer.wait(120)
+    attempt = bt.guest.run(f"{HARNESS} pair --expect refused", timeout=180)
+    result = json.loads(attempt.stdout.strip().splitlines()[-1])
+    assert result["found"]
+    if result["paired"]:
+        # The kernel accepts Just Works with a NoInputNoOutput device without asking the agent, and
+        # btvirt at times even while the adapter is not pairable: VoiceKey removes such a bond.
+        deadline = time.monotonic() + 60
+        while bt.bonds() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert "paired outside the pairing window: bond removed" in typer.stdout_so_far()
     assert bt.bonds() == []
+    bt.guest.run(f"{HARNESS} forget")  # the computer's side of a refused pairing, if any
 
 
 def test_pairing_inside_the_window_then_the_corpus_in_report_protocol(bt: Bt) -> None:
@@ -150,3 +173,86 @@ def test_the_corpus_in_boot_protocol_after_voicekey_reconnects_by_itself(bt: Bt)
     assert any(r.get("boot") for r in bt.records())
     assert decoded.text == text, describe_mismatch(text, decoded)
     assert decoded.held == frozenset()
+
+
+def _host_leds(bt: Bt) -> list[int] | None:
+    return json.loads(bt.guest.run(f"{HARNESS} leds").stdout)["leds"]
+
+
+def _wait_host_caps(bt: Bt, on: bool, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (1 in (_host_leds(bt) or [])) == on:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_caps_lock_on_the_computer_is_compensated(bt: Bt) -> None:
+    text = "Hello World, MiXeD cAsE 123 ABC def!"
+    # A long settle: Caps Lock is locked on the computer after VoiceKey connected, before it types.
+    typer = bt.start_typer(text, settle=15, verbose="-vv")
+    typer.wait_for_output("Bluetooth keyboard", timeout=120)
+    bt.start_host()
+    bt.guest.run(f"{HARNESS} tap-caps").check()
+    assert _wait_host_caps(bt, on=True), "the computer did not lock Caps Lock"
+    result = typer.wait(300)
+    assert result.rc == 0, result.stdout[-3000:]
+    # VoiceKey leaves when done (the computer's input device goes with it): the LED reports it got
+    # say Caps Lock went off for the text and on again after.
+    led_lines = [line.split()[-1] for line in result.stdout.splitlines() if "host LEDs" in line]
+    assert led_lines == ["0x02", "0x00", "0x02"], led_lines
+    events = bt.finish_host()
+    bt.guest.run(f"{HARNESS} caps-off").check()  # the computer's Caps Lock back off for what follows
+    assert events[0].code == CAPSLOCK_CODE and events[0].value == 1
+    assert sum(1 for e in events if e.code == CAPSLOCK_CODE and e.value == 1) == 3
+    decoded = decode(events, "us")
+    assert decoded.text == text, describe_mismatch(text, decoded)
+    assert "did not go off" not in result.stdout
+
+
+def test_the_computer_drops_mid_text_and_everything_arrives_once(bt: Bt) -> None:
+    text = corpus_for("us")[:200]
+    decoded, events, result = _typed_and_decoded(bt, text, "--drop-after", "60")
+    records = bt.records()
+    assert any(r.get("disconnected") for r in records), "the computer never dropped the link"
+    assert sum(1 for r in records if "session" in r) >= 2, "no second session after the drop"
+    assert decoded.text == text, describe_mismatch(text, decoded)
+    assert decoded.held == frozenset()
+
+
+def test_bluetoothd_restarted_then_voicekey_reconnects(bt: Bt) -> None:
+    bt.stack(restart_bluetoothd=True)
+    assert len(bt.bonds()) == 1  # the bond is on (the guest's) persistent storage
+    text = "after a restart of bluetoothd and VoiceKey"
+    decoded, _, result = _typed_and_decoded(bt, text, "--wait-for-device")
+    assert "reconnected to host" in result.stdout
+    assert decoded.text == text, describe_mismatch(text, decoded)
+
+
+def test_forgotten_on_the_computer_then_paired_again_inside_the_window(bt: Bt) -> None:
+    bt.guest.run(f"{HARNESS} forget").check()
+    assert len(bt.bonds()) == 1  # VoiceKey still has its side of the bond
+    window = bt.guest.start(f"exec {UNIT_CAPS} voicekey bluetooth pair --timeout 90 --config {bt.config}")
+    bt.jobs.append(window)
+    window.wait_for_output("pairing window open", timeout=120)
+    result = bt.pair_from_host("ok")  # a re-pair: main.conf's JustWorksRepairing = confirm
+    assert result["paired"], result
+    window.kill(signal.SIGTERM)  # the same bond again: `bluetooth pair` waits for a new one
+    text = "paired again"
+    decoded, _, _ = _typed_and_decoded(bt, text)
+    assert decoded.text == text, describe_mismatch(text, decoded)
+
+
+def test_virtual_cable_unplug_forgets_the_bond(bt: Bt) -> None:
+    text = "unplugged after a few keys, the rest is kept"
+    typer = bt.start_typer(text, give_up=20)
+    typer.wait_for_output("Bluetooth keyboard", timeout=120)
+    bt.start_host("--unplug-after", "5")
+    result = typer.wait(300)
+    assert result.rc == 3, result.stdout[-3000:]  # the host is gone for good: text kept, not typed
+    assert "unplugged the virtual cable" in result.stdout
+    bt.finish_host()
+    assert bt.bonds() == []
+    held = bt.records()
+    assert any(r.get("unplug") for r in held)
