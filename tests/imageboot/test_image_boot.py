@@ -36,7 +36,7 @@ LAYOUT = "de"
 MAX_WER = 0.35
 MEMORY_MB = 512
 READY_S = 600
-DICTATION_S = 480
+DICTATION_S = 900
 
 STATE = re.compile(r"^INFO appliance\.controller: state (\w+) -> (\w+)$", re.MULTILINE)
 DICTATED = re.compile(r"^(INFO appliance\.dictation: (dictation: .*|no speech in .*)"

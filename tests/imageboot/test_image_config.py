@@ -17,8 +17,6 @@ import pytest
 
 from tests.imageboot.conftest import LED_LINE, Booted, boot_copy, config_yaml
 
-pytestmark = pytest.mark.vm
-
 READY_S = 600
 FAT_CONFIG = "/boot/firmware/voicekey.yaml"
 
@@ -47,22 +45,51 @@ def booted(tmp_path_factory):
     yield from boot_copy(tmp_path_factory, {"voicekey.yaml": broken}, memory_mb=1024)
 
 
-def blink_groups(changes: list[dict], gap_s: float = 0.9) -> list[int]:
-    """Numbers of LED pulses between pauses longer than ``gap_s``, from the sampler's changes."""
-    groups, count, last_off = [], 0, None
+def code_runs(changes: list[dict], pause_s: float = 0.9) -> list[int]:
+    """Blink-code runs seen on the LED: numbers of code-shaped pulses (on 0.12-0.45 s, apart by less
+    than 0.6 s) each followed by a pause of at least ``pause_s``. A code n (``_code(n)``: n x (0.2 s
+    on, 0.25 s off), 1.2 s off) gives runs of n; the fast flicker of other states breaks a run."""
+    pulses, start = [], None
     for change in changes:
-        if change["v"] == "hi":
-            if last_off is not None and change["t"] - last_off > gap_s and count:
-                groups.append(count)
-                count = 0
-            count += 1
-        elif change["v"] == "lo":
-            last_off = change["t"]
-    if count:
-        groups.append(count)
-    return groups
+        if change["v"] == "hi" and start is None:
+            start = change["t"]
+        elif change["v"] != "hi" and start is not None:
+            pulses.append((start, change["t"]))
+            start = None
+    if start is not None:  # on at the end (READY: steady on)
+        pulses.append((start, float("inf")))
+    runs, run = [], 0
+    for (on_at, off_at), following in zip(pulses, pulses[1:]):
+        on, off = off_at - on_at, following[0] - off_at
+        if not 0.12 <= on <= 0.45:
+            run = 0
+            continue
+        run += 1
+        if off >= pause_s:
+            runs.append(run)
+            run = 0
+        elif off > 0.6:
+            run = 0
+    return runs
 
 
+def test_code_runs_reads_blink_codes() -> None:
+    def wave(steps, t=0.0):
+        out = []
+        for on, seconds in steps:
+            out.append({"t": t, "v": "hi" if on else "lo"})
+            t += seconds
+        return out, t
+    flicker = [(True, 0.05), (False, 0.05)] * 10
+    code2 = [(True, 0.2), (False, 0.25), (True, 0.2), (False, 0.25), (False, 1.2)]
+    code4 = [(True, 0.2), (False, 0.25)] * 4 + [(False, 1.2)]
+    changes, _ = wave(flicker + code2 + code2[:2] + flicker + [(True, 0)])
+    assert code_runs(changes) == [2]
+    changes, _ = wave(flicker + code4 + code4 + [(True, 0)])
+    assert code_runs(changes) == [4, 4]
+
+
+@pytest.mark.vm
 def test_broken_config_gives_blink_code_and_defaults(booted: Booted) -> None:
     sampler = booted.guest.path("sampler.py")
     sampler.write_text(SAMPLER)
@@ -89,7 +116,7 @@ def test_broken_config_gives_blink_code_and_defaults(booted: Booted) -> None:
     # the good keys of the same file are applied: the LED is on the line the file names
     assert changes and any(c["v"] is not None for c in changes), \
         f"LED line {LED_LINE} never driven (the file's led.pin was not applied): {changes}"
-    groups = blink_groups(changes)
+    runs = code_runs(changes)
     durations = [(c["v"], round(n["t"] - c["t"], 2)) for c, n in zip(changes, changes[1:])]
-    print(f"LED pulses between pauses: {groups}")
-    assert 2 in groups, f"no 2-blink config code on the LED: pulse groups {groups}; (value, seconds): {durations}"
+    print(f"LED blink-code runs: {runs}")
+    assert 2 in runs, f"no 2-blink config code on the LED: code runs {runs}; (value, seconds): {durations}"
