@@ -104,6 +104,8 @@ class ControllerOptions:
     While the host is away, a press always queues: the kept text is not thrown away."""
     error_show_s: float = 4.0
     """How long a passing error's blink code is shown before going back to ready."""
+    forgotten_show_s: float = 3.0
+    """How long the LED shows that every paired host was forgotten before the pairing blink."""
     pairing_s: float = 180.0
     """How long the pairing window stays open."""
 
@@ -180,7 +182,8 @@ class Controller:
         elif st is State.TYPING:
             led.show(LedPattern.TYPING if self._host_present else LedPattern.HOST_NOT_CONNECTED)
         elif st is State.PAIRING:
-            led.show(LedPattern.PAIRING)
+            forgotten = self._flash is LedPattern.HOSTS_FORGOTTEN and self.clock() < self._flash_until
+            led.show(LedPattern.HOSTS_FORGOTTEN if forgotten else LedPattern.PAIRING)
         elif st is State.STARTING:
             led.show(LedPattern.STARTING)
         elif self._flash is not None and self.clock() < self._flash_until:
@@ -252,6 +255,8 @@ class Controller:
                 if self.state is State.PAIRING and self.clock() >= self._pairing_until:
                     log.info("pairing window closed (%.0f s)", self.options.pairing_s)
                     self._end_pairing()
+                elif self.state is State.PAIRING:
+                    self._show()  # the forgotten-hosts flash ends
                 if self.state in (State.READY, State.ERROR):
                     self._refresh_faults()
                     self._watch_host()
@@ -328,6 +333,8 @@ class Controller:
                 self._press_closed_pairing = False
                 log.warning("long hold inside the pairing window: forgetting every paired host")
                 self.s.forget_all()
+                self._flash = LedPattern.HOSTS_FORGOTTEN
+                self._flash_until = self.clock() + self.options.forgotten_show_s
                 self._start_pairing()  # and pair anew
                 return
             if st is State.LISTENING and self._heard_speech:

@@ -82,7 +82,9 @@ def test_holding_on_after_a_press_in_the_window_forgets_every_host(bt: Daemon) -
     bt.press()  # closes the window ... and held for pairing_hold_s: forget all, pair anew
     bt.wait(lambda: not air.bluez.bonds, 10, "every bond to be removed")
     bt.wait_state(State.PAIRING, timeout=5)
+    bt.wait(lambda: bt.led() is LedPattern.HOSTS_FORGOTTEN, 5, "the forgotten-hosts flash")
     bt.release()
+    bt.wait(lambda: bt.led() is LedPattern.PAIRING, 10, "the pairing blink after the flash")
     assert not air.host.connected
     bt.press()
     bt.wait_state(State.READY, timeout=5)

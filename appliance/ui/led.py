@@ -28,6 +28,8 @@ class LedPattern(enum.Enum):
     TYPING = (((True, 0.03), (False, 0.12)), "flicker: typing on the host")
     HOST_NOT_CONNECTED = (((True, 1.0), (False, 1.0)), "slow blink: no host (USB cable / host asleep)")
     PAIRING = (((True, 0.1), (False, 0.1), (True, 0.1), (False, 0.7)), "double blink: Bluetooth pairing")
+    HOSTS_FORGOTTEN = ((((True, 0.05), (False, 0.05)) * 3 + ((False, 0.5),)),
+                       "triple flash (3 s, then the double blink): every paired computer forgotten")
     ERROR_CONFIG = (_code(2), "2 blinks + pause: config error, running on defaults for the bad keys")
     ERROR_MICROPHONE = (_code(3), "3 blinks + pause: no microphone / audio device failed (retrying)")
     ERROR_MODEL = (_code(4), "4 blinks + pause: speech model missing or failed to load")
