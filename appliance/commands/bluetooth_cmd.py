@@ -128,14 +128,16 @@ async def _pair(args: argparse.Namespace, config: Config, bluez) -> int:  # noqa
         raise ConfigError(f"--timeout {timeout:g} is out of range", fix="give 1 to 3600 seconds")
     deadline = time.monotonic() + timeout
     before = set(await bluez.bonded())
-    await bluez.register_agent(lambda: time.monotonic() < deadline)
+    accepted: set[str] = set()  # a host pairing again keeps its address: the agent saw it
+    await bluez.register_agent(lambda: time.monotonic() < deadline, accepted.add)
     await bluez.set_pairing(True, timeout)
     print(f"pairing window open for {timeout:g} s: pair {config.bluetooth.name!r} from the computer")
     try:
         while time.monotonic() < deadline:
-            new = set(await bluez.bonded()) - before
-            if new:
-                print("paired: " + ", ".join(sorted(new)))
+            bonded = set(await bluez.bonded())
+            new, again = bonded - before, bonded & before & accepted
+            if new or again:
+                print("paired: " + ", ".join(sorted(new | again)) + (" (again)" if again and not new else ""))
                 return 0
             await asyncio.sleep(0.5)
         print("no host paired before the window closed")

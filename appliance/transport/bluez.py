@@ -30,15 +30,19 @@ PROFILE_PATH = "/org/voicekey/hid"
 class _Agent(ServiceInterface):
     """org.bluez.Agent1: Just Works, only while ``may_pair()``."""
 
-    def __init__(self, may_pair: Callable[[], bool]) -> None:
+    def __init__(self, may_pair: Callable[[], bool], on_accepted: Callable[[str], None] | None = None) -> None:
         super().__init__("org.bluez.Agent1")
         self.may_pair = may_pair
+        self.on_accepted = on_accepted
 
     def _check(self, what: str, device: str) -> None:
         if not self.may_pair():
             log.warning("refused %s from %s: the pairing window is closed (hold the button 8 s)", what, device)
             raise DBusError("org.bluez.Error.Rejected", "pairing window closed")
         log.info("accepted %s from %s (pairing window open)", what, device)
+        if what == "pairing" and self.on_accepted is not None:
+            # /org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF -> AA:BB:CC:DD:EE:FF
+            self.on_accepted(device.rsplit("/dev_", 1)[-1].replace("_", ":"))
 
     @method()
     def Release(self):  # noqa: N802 - D-Bus names
@@ -160,11 +164,14 @@ class BluezDbus:
         await self.set_pairing(False, 0)
         return str(await self._get("Address"))
 
-    async def register_agent(self, may_pair: Callable[[], bool]) -> None:
-        """Our NoInputNoOutput agent, made the default one."""
+    async def register_agent(self, may_pair: Callable[[], bool],
+                             on_accepted: Callable[[str], None] | None = None) -> None:
+        """Our NoInputNoOutput agent, made the default one. ``on_accepted(address)``: the agent
+        confirmed a pairing (a host pairing again over an existing bond asks it, as main.conf's
+        ``JustWorksRepairing = confirm`` makes bluetoothd do)."""
         await self.connect()
         assert self.bus is not None
-        self.bus.export(AGENT_PATH, _Agent(may_pair))
+        self.bus.export(AGENT_PATH, _Agent(may_pair, on_accepted))
         self._agent = True
         await self._call("/org/bluez", "org.bluez.AgentManager1", "RegisterAgent", "os",
                          [AGENT_PATH, "NoInputNoOutput"])

@@ -108,6 +108,7 @@ class FakeBluez:
         self.bonds: set[str] = set()
         self.window_open = False
         self.may_pair: Callable[[], bool] = lambda: False
+        self.on_accepted: Callable[[str], None] | None = None
         self.name: str | None = None
         self.record: str | None = None
         self.closed = False
@@ -130,8 +131,10 @@ class FakeBluez:
     async def connect(self) -> None:
         await asyncio.sleep(0)
 
-    async def register_agent(self, may_pair: Callable[[], bool]) -> None:
+    async def register_agent(self, may_pair: Callable[[], bool],
+                             on_accepted: Callable[[str], None] | None = None) -> None:
         self.may_pair = may_pair
+        self.on_accepted = on_accepted
 
     async def adapter_properties(self) -> dict:
         return {"Address": self.address, "Alias": self.name or "VoiceKey", "Powered": True,
@@ -156,7 +159,12 @@ class FakeBluez:
     def pair(self, address: str, behind_our_back: bool = False) -> bool:
         """A host asks to pair: the agent is asked (Just Works). True when bonded.
         ``behind_our_back``: the controller bonds without asking, window or not (as btvirt may)."""
-        if behind_our_back or (self.window_open and self.may_pair()):
+        if behind_our_back:
+            self.bonds.add(address)
+            return True
+        if self.window_open and self.may_pair():
+            if self.on_accepted is not None:
+                self.on_accepted(address)
             self.bonds.add(address)
             return True
         return False

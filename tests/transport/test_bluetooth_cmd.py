@@ -65,3 +65,23 @@ def test_pair_opens_the_window_and_returns_when_a_host_paired(tmp_path, capsys):
     assert bluetooth_cmd.run(_args(tmp_path, "pair", "--timeout", "5"), bluez) == 0
     assert paired == [True] and HOST in capsys.readouterr().out
     assert not bluez.window_open  # closed again
+
+
+def test_pair_recognises_a_host_pairing_again_over_its_old_bond(tmp_path, capsys):
+    # The computer forgot VoiceKey and pairs again: the address is already bonded here, so no new
+    # bond appears; the agent's confirmation (JustWorksRepairing = confirm) tells it apart.
+    bluez = FakeBluez()
+    bluez.bonds = {HOST}
+    paired = []
+    bluez.on_window_open = lambda: paired.append(bluez.pair(HOST))
+    assert bluetooth_cmd.run(_args(tmp_path, "pair", "--timeout", "5"), bluez) == 0
+    assert paired == [True]
+    assert f"paired: {HOST} (again)" in capsys.readouterr().out
+
+
+def test_pair_gives_up_when_nobody_pairs_and_an_old_bond_is_not_a_new_pairing(tmp_path, capsys):
+    bluez = FakeBluez()
+    bluez.bonds = {HOST}  # bonded before, and no host asks during the window
+    assert bluetooth_cmd.run(_args(tmp_path, "pair", "--timeout", "1"), bluez) == 1
+    assert "no host paired before the window closed" in capsys.readouterr().out
+    assert not bluez.window_open
