@@ -54,7 +54,7 @@ def check_bluetoothd(proc_root: Path) -> Check:
         return Check("bluetoothd", Status.OK, "running without the input plugin")
     return Check("bluetoothd", Status.FAIL, "bluetoothd runs with its input plugin: it holds the HID "
                  "channels VoiceKey needs (PSM 0x11/0x13)",
-                 fix="install systemd/bluetooth/voicekey.conf as "
+                 fix="install systemd/bluetooth.service.d/voicekey.conf as "
                      "/etc/systemd/system/bluetooth.service.d/voicekey.conf, then "
                      "`sudo systemctl daemon-reload && sudo systemctl restart bluetooth`",
                  details=(joined,))

@@ -1,15 +1,18 @@
-"""The BlueZ integration files the SD image installs (systemd/bluetooth/)."""
+"""The BlueZ integration files the SD image installs: systemd/bluetooth.service.d/ (installed by
+image/finish-root.sh like every drop-in folder in systemd/) and image/rootfs/etc/bluetooth/main.conf."""
 
 import configparser
 from pathlib import Path
 
 from tests.doctor.test_units import one, parse_unit
 
-BT = Path(__file__).resolve().parents[2] / "systemd" / "bluetooth"
+REPO = Path(__file__).resolve().parents[2]
+DROP_INS = REPO / "systemd" / "bluetooth.service.d"
+MAIN_CONF = REPO / "image" / "rootfs" / "etc" / "bluetooth" / "main.conf"
 
 
 def test_bluetoothd_drop_in_runs_without_the_input_plugin():
-    u = parse_unit(BT / "voicekey.conf")
+    u = parse_unit(DROP_INS / "voicekey.conf")
     starts = u["Service"]["ExecStart"]
     assert starts[0] == ""  # clears the packaged ExecStart first
     assert starts[1].split()[-1] == "--noplugin=input"
@@ -17,7 +20,7 @@ def test_bluetoothd_drop_in_runs_without_the_input_plugin():
 
 def test_main_conf_class_repairing_and_classic_only():
     conf = configparser.ConfigParser()
-    conf.read(BT / "main.conf")
+    assert conf.read(MAIN_CONF)
     general = conf["General"]
     assert general["Class"] == "0x000540"
     assert general["JustWorksRepairing"] == "confirm"
