@@ -5,6 +5,9 @@
 #   2  ext4  "RASPIROOT"  /               read-only root
 #   3  ext4  "VKDATA"     /var/lib/voicekey  small persistent data (later: Bluetooth bonds)
 set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$here/common.sh"
 
 usage() { echo "Usage: ${0##*/} --root DIR --repo DIR --out IMG [--boot-mib N] [--data-mib N]   (called by image/build.sh)"; }
 root="" repo="" out="" boot_mib=256 data_mib=64
@@ -37,33 +40,15 @@ mv "$root/boot/firmware" "$boot_stage/firmware"
 mkdir -p "$root/boot/firmware"
 
 # 2: root, sized to its content + 15 % (read-only: no room for growth needed) + inode room
-used_kib=$(du -s -k --apparent-size "$root" | cut -f1)
-root_mib=$(( (used_kib * 115 / 100) / 1024 + 64 ))
-mke2fs -q -t ext4 -L RASPIROOT -U 5643b007-0000-4000-8000-000000000002 -E root_owner=0:0 -m 0 \
-  -O ^has_journal -N $(( $(find "$root" | wc -l) + 4096 )) -d "$root" "$parts/root.ext4" "${root_mib}M"
+vk_mkfs_root "$root" "$parts/root.ext4" RASPIROOT 5643b007-0000-4000-8000-000000000002
+root_mib=$vk_root_mib
 # put the FAT content back so the root directory is whole again (for --keep-root inspection)
 rmdir "$root/boot/firmware" && mv "$boot_stage/firmware" "$root/boot/firmware"
 
 # 3: data, empty
-mke2fs -q -t ext4 -L VKDATA -U 5643b007-0000-4000-8000-000000000003 -m 0 "$parts/data.ext4" "${data_mib}M"
+vk_mkfs_data "$parts/data.ext4" 5643b007-0000-4000-8000-000000000003 "$data_mib"
 
-# join: 4 MiB alignment; partition sizes in 512-byte sectors
-s() { echo $(( $(stat -c %s "$1") / 512 )); }
-b_start=8192
-r_start=$(( b_start + $(s "$parts/boot.vfat") ))
-d_start=$(( r_start + $(s "$parts/root.ext4") ))
-total=$(( d_start + $(s "$parts/data.ext4") ))
-rm -f "$out"
-truncate -s $(( total * 512 )) "$out"
-sfdisk -q "$out" <<SFDISK
-label: dos
-label-id: 0x5643b007
-start=$b_start, size=$(s "$parts/boot.vfat"), type=c, bootable
-start=$r_start, size=$(s "$parts/root.ext4"), type=83
-start=$d_start, size=$(s "$parts/data.ext4"), type=83
-SFDISK
-dd if="$parts/boot.vfat" of="$out" bs=512 seek=$b_start conv=notrunc,sparse status=none
-dd if="$parts/root.ext4" of="$out" bs=512 seek=$r_start conv=notrunc,sparse status=none
-dd if="$parts/data.ext4" of="$out" bs=512 seek=$d_start conv=notrunc,sparse status=none
+# join: 4 MiB alignment, one partition after the other
+vk_join "$out" 0x5643b007 "$parts/boot.vfat" "$parts/root.ext4" "$parts/data.ext4"
 rm -rf "$parts"
-echo "image: $out ($(( total / 2048 )) MiB: boot ${boot_mib} MiB, root ${root_mib} MiB, data ${data_mib} MiB)"
+echo "image: $out ($vk_image_mib MiB: boot ${boot_mib} MiB, root ${root_mib} MiB, data ${data_mib} MiB)"

@@ -53,6 +53,8 @@ done
 
 die() { echo "build.sh: $*" >&2; exit 2; }
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$here/common.sh"
 
 [ "$(id -u)" = 0 ] || die "needs root (mmdebstrap root mode and binfmt_misc): run 'sudo make image'"
 py="${VOICEKEY_BUILD_PYTHON:-$repo/.venv/bin/python}"
@@ -83,45 +85,12 @@ rm -f "$out/$name.inputs"
 mkdir -p "$out" "$cache/debs" "$cache/wheels" "$cache/sdists" "$cache/built-wheels"
 
 # --- arm64 programs through qemu-user: binfmt_misc, registered here (needs root) -----------------
-if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
-  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-fi
-if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-  if command -v update-binfmts >/dev/null && [ -e /usr/share/binfmts/qemu-aarch64 ]; then
-    update-binfmts --import qemu-aarch64 >/dev/null 2>&1 || true
-    update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
-  fi
-fi
-if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-  # magic/mask of an aarch64 ELF executable; F: the interpreter is opened now (works in chroots)
-  printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F' \
-    > /proc/sys/fs/binfmt_misc/register
-fi
-[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || die "could not register qemu-aarch64 with binfmt_misc"
+vk_register_binfmt || die "could not register qemu-aarch64 with binfmt_misc"
 
-# --- Python wheels for aarch64, downloaded natively ----------------------------------------------
-# Only what the device runs: faster-whisper is installed without its dependencies (PyAV,
-# onnxruntime, tokenizers, huggingface-hub): VoiceKey loads only its numpy feature extractor.
+# --- Python wheels for aarch64, downloaded natively; VoiceKey's own wheel --------------------------
 log "wheels (aarch64, cache $cache/wheels)"
-pip_download() {
-  "$py" -m pip download -q --disable-pip-version-check -d "$cache/wheels" \
-    --platform manylinux_2_28_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64 \
-    --platform linux_aarch64 --python-version 3.11 --implementation cp --only-binary=:all: "$@"
-}
-mapfile -t reqs < <(grep -v '^\s*#' "$here/requirements-device.txt" | sed '/^\s*$/d')
-pip_download "${reqs[@]}" pip
-pip_download --no-deps 'faster-whisper>=1.1,<2'
-# build back-end for the two source packages below
-pip_download setuptools wheel
-# No aarch64 wheels exist for these: their source is built once inside the arm64 root (cached).
-sdists=("lgpio>=0.2,<0.3" "evdev>=1.7,<3")
-"$py" -m pip download -q --disable-pip-version-check -d "$cache/sdists" --no-deps --no-binary=:all: "${sdists[@]}"
-
-# VoiceKey itself, as a wheel built from a clean copy of this checkout's sources (pure Python)
-rm -rf "$cache/voicekey-wheel" "$cache/voicekey-src" && mkdir -p "$cache/voicekey-wheel" "$cache/voicekey-src"
-tar -C "$repo" --exclude=__pycache__ -c pyproject.toml README.md appliance | tar -C "$cache/voicekey-src" -x
-"$py" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$cache/voicekey-wheel" "$cache/voicekey-src" \
-  || die "could not build the VoiceKey wheel (needs setuptools and wheel for $py)"
+vk_fetch_wheels "$py" "$cache" "$repo" \
+  || die "could not fetch the wheels or build the VoiceKey wheel (needs setuptools and wheel for $py)"
 
 # --- the root file system ---------------------------------------------------------------------
 work="$out/work"
@@ -150,8 +119,8 @@ mmdebstrap --arch=arm64 --variant=minbase --mode=root --format=directory \
   --setup-hook="copy-in '$here/rootfs/etc' /" \
   --setup-hook="copy-in '$here/rootfs/usr' /" \
   --customize-hook="sync-out /var/cache/apt/archives '$cache/debs'" \
-  --customize-hook="copy-in '$cache/wheels' '$cache/sdists' '$cache/built-wheels' '$cache/voicekey-wheel' /tmp" \
-  --customize-hook="copy-in '$here/chroot-setup.sh' '$here/requirements-device.txt' '$here/models.sha256' /tmp" \
+  --customize-hook="copy-in $(printf "'$cache/%s' " "${vk_chroot_cache_dirs[@]}")/tmp" \
+  --customize-hook="copy-in $(printf "'$here/%s' " "${vk_chroot_repo_files[@]}")/tmp" \
   --customize-hook='chroot "$1" /bin/bash /tmp/chroot-setup.sh' \
   --customize-hook="sync-out /tmp/built-wheels '$cache/built-wheels'" \
   --customize-hook='rm -rf "$1"/tmp/* "$1"/var/cache/apt/archives/*.deb' \
@@ -167,18 +136,7 @@ log "partitions"
 bash "$here/assemble.sh" --root "$root" --repo "$repo" --out "$out/$name.img"
 
 log "compressing"
-zstd -q -T0 -10 -f "$out/$name.img" -o "$out/$name.img.zst"
-(cd "$out" && sha256sum "$name.img.zst" > "$name.img.zst.sha256")
-bmaptool create -o "$out/$name.img.bmap" "$out/$name.img"
-end=$(date +%s)
-{
-  echo "root_bytes=$(du -sb --apparent-size "$root" | cut -f1)"
-  echo "image_bytes=$(stat -c %s "$out/$name.img")"
-  echo "image_used_bytes=$(du -B1 "$out/$name.img" | cut -f1)"
-  echo "compressed_bytes=$(stat -c %s "$out/$name.img.zst")"
-  echo "build_seconds=$((end - start))"
-} > "$out/$name.sizes"
-cat "$out/$name.sizes"
+vk_release "$out" "$name" "$root" "$start"
 echo "$inputs" > "$out/$name.inputs"
 log "wrote $out/$name.img.zst"
 exit 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # VoiceKey image, native step after mmdebstrap: install the units and settings, make the root
 # read-only-safe (fstab with tmpfs for what is written), and prune what the device never uses.
+# The steps the Raspberry Pi OS flavour (image/build-rpios.sh) shares are in image/common.sh.
 set -euo pipefail
 
 usage() { echo "Usage: ${0##*/} --root DIR --repo DIR   (called by image/build.sh)"; }
@@ -14,66 +15,18 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ ! -d "$root/etc" ] || [ ! -d "$repo/systemd" ]; then usage >&2; exit 2; fi
-files="$repo/image/files"
-sysd="$root/etc/systemd/system"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$here/common.sh"
 
-# --- VoiceKey units and scripts -------------------------------------------------------------------
-install -D -m 0644 "$repo/systemd/voicekey-gadget.service" "$sysd/voicekey-gadget.service"
-install -D -m 0644 "$repo/systemd/voicekey.service" "$sysd/voicekey.service"
-# drop-ins next to the units (e.g. Bluetooth), if the repository has any
-for d in "$repo"/systemd/*.d; do
-  [ -d "$d" ] || continue
-  mkdir -p "$sysd/$(basename "$d")"
-  install -m 0644 "$d"/*.conf "$sysd/$(basename "$d")/"
-done
-install -D -m 0755 "$repo/gadget/voicekey-gadget.sh" "$root/usr/lib/voicekey/voicekey-gadget.sh"
-install -D -m 0755 "$files/voicekey-system-settings.sh" "$root/usr/lib/voicekey/voicekey-system-settings.sh"
-for u in voicekey-system.service voicekey-wifi.service voicekey-ssh.service; do
-  install -m 0644 "$files/$u" "$sysd/$u"
-done
-install -D -m 0644 "$repo/README.md" "$root/usr/share/doc/voicekey/README.md"
-mkdir -p "$sysd/sysinit.target.wants" "$sysd/multi-user.target.wants" "$root/etc/voicekey"
-ln -sfn ../voicekey-gadget.service "$sysd/sysinit.target.wants/voicekey-gadget.service"
-ln -sfn ../voicekey.service "$sysd/multi-user.target.wants/voicekey.service"
-ln -sfn ../voicekey-system.service "$sysd/multi-user.target.wants/voicekey-system.service"
+# --- shared with the Raspberry Pi OS flavour (image/common.sh) ---------------------------------------
+vk_install_units "$root" "$repo"
+vk_quiet_system "$root"
+vk_write_fstab "$root" LABEL=RASPIROOT LABEL=RASPIFIRM LABEL=VKDATA
+vk_install_settings "$root/boot/firmware" "$repo"
+vk_prune_common "$root"
 
-# --- nothing listens unless the settings file asks; nothing runs that writes the root ---------------
-rm -f "$sysd/multi-user.target.wants/ssh.service" "$sysd/sshd.service" \
-      "$sysd/sockets.target.wants/ssh.socket" \
-      "$sysd/multi-user.target.wants/wpa_supplicant.service" \
-      "$sysd/timers.target.wants/"{apt-daily,apt-daily-upgrade,e2scrub_all,fstrim,dpkg-db-backup}.timer \
-      "$sysd/multi-user.target.wants/e2scrub_reap.service"
-# host keys made at install would be the same on every card: sshd makes its own on first use
-rm -f "$root"/etc/ssh/ssh_host_*
-# a new machine-id per boot (kept in /run: the root is read-only)
-: > "$root/etc/machine-id"
-rm -f "$root/var/lib/dbus/machine-id"
-echo voicekey > "$root/etc/hostname"
-printf '127.0.0.1\tlocalhost\n127.0.1.1\tvoicekey\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
-
-# --- read-only root: fstab ------------------------------------------------------------------------
-cat > "$root/etc/fstab" <<'FSTAB'
-# VoiceKey: the root is read-only (power-cut safe); what must be written lives in RAM, or on the
-# small data partition (VKDATA, kept across reboots). The FAT partition holds the user's settings.
-LABEL=RASPIROOT  /                  ext4   ro,noatime                                      0 0
-LABEL=RASPIFIRM  /boot/firmware     vfat   ro,nofail,umask=0022                            0 0
-LABEL=VKDATA     /var/lib/voicekey  ext4   noatime,nofail                                  0 2
-tmpfs            /tmp               tmpfs  mode=1777,nosuid,nodev,size=64M                 0 0
-tmpfs            /var/tmp           tmpfs  mode=1777,nosuid,nodev,size=16M                 0 0
-tmpfs            /var/log           tmpfs  mode=0755,nosuid,nodev,size=16M                 0 0
-tmpfs            /var/lib/systemd   tmpfs  mode=0755,nosuid,nodev,size=8M                  0 0
-tmpfs            /var/lib/private   tmpfs  mode=0700,nosuid,nodev,size=8M                  0 0
-tmpfs            /var/spool         tmpfs  mode=0755,nosuid,nodev,size=4M                  0 0
-FSTAB
-mkdir -p "$root/var/lib/voicekey" "$root/var/lib/private" "$root/var/cache/voicekey" "$root/boot/firmware"
-
-# --- the user's settings, on the FAT partition ------------------------------------------------------
-install -m 0644 "$repo/config/voicekey.example.yaml" "$root/boot/firmware/voicekey.yaml"
-install -m 0644 "$files/voicekey-system.txt" "$root/boot/firmware/voicekey-system.txt"
-
-# --- pruning ------------------------------------------------------------------------------------------
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
-       "$root"/var/log/* "$root"/usr/share/man "$root"/usr/share/info "$root"/usr/share/lintian
+# --- pruning: what only Debian's kernel and firmware packages brought -------------------------------
 # the kernel and initrd are booted from the FAT partition (raspi-firmware copied them there)
 rm -f "$root"/boot/vmlinuz-* "$root"/boot/initrd.img-* "$root"/boot/System.map-* "$root"/boot/config-*
 rm -f "$root"/vmlinuz* "$root"/initrd.img*
