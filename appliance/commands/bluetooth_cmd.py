@@ -143,4 +143,7 @@ async def _pair(args: argparse.Namespace, config: Config, bluez) -> int:  # noqa
         print("no host paired before the window closed")
         return 1
     finally:
-        await bluez.set_pairing(False, timeout)
+        try:
+            await bluez.set_pairing(False, timeout)
+        except TransportError as exc:  # bluetoothd closes the window itself at its timeout
+            log.warning("could not close the pairing window: %s", exc)

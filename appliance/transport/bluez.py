@@ -10,6 +10,7 @@ their timeouts, so it closes even if we die.
 # No `from __future__ import annotations` here: dbus-fast reads the D-Bus signatures ('o', 'u')
 # from the agent's annotations.
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 BLUEZ = "org.bluez"
 AGENT_PATH = "/org/voicekey/agent"
+#: How long a call to bluetoothd may take before it counts as failed.
+CALL_TIMEOUT_S = 10.0
 PROFILE_PATH = "/org/voicekey/hid"
 
 
@@ -113,8 +116,16 @@ class BluezDbus:
 
     async def _call(self, path: str, interface: str, member: str, signature: str = "", body: list | None = None):
         assert self.bus is not None
-        reply = await self.bus.call(Message(destination=BLUEZ, path=path, interface=interface, member=member,
-                                            signature=signature, body=body or []))
+        message = Message(destination=BLUEZ, path=path, interface=interface, member=member,
+                          signature=signature, body=body or [])
+        log.debug("BlueZ %s.%s %s", interface, member, path)
+        try:
+            # dbus-fast waits for a reply forever; bluetoothd answers some calls only once the
+            # kernel did the work (e.g. an adapter setting in the middle of a pairing)
+            reply = await asyncio.wait_for(self.bus.call(message), CALL_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise TransportError(f"BlueZ {interface}.{member}: no answer from bluetoothd in {CALL_TIMEOUT_S:g} s",
+                                 fix="check `voicekey doctor` and `journalctl -u bluetooth`") from None
         if reply.message_type == MessageType.ERROR:
             raise TransportError(f"BlueZ {interface}.{member}: {reply.error_name}: "
                                  f"{reply.body[0] if reply.body else ''}",

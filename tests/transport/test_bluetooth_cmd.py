@@ -85,3 +85,20 @@ def test_pair_gives_up_when_nobody_pairs_and_an_old_bond_is_not_a_new_pairing(tm
     assert bluetooth_cmd.run(_args(tmp_path, "pair", "--timeout", "1"), bluez) == 1
     assert "no host paired before the window closed" in capsys.readouterr().out
     assert not bluez.window_open
+
+
+def test_a_bluez_call_that_gets_no_answer_fails_with_a_clear_error(monkeypatch):
+    import asyncio
+
+    from appliance.transport import bluez as bluez_module
+
+    class SilentBus:
+        async def call(self, message):
+            await asyncio.sleep(3600)
+
+    monkeypatch.setattr(bluez_module, "CALL_TIMEOUT_S", 0.05)
+    real = bluez_module.BluezDbus("hci0")
+    real.bus = SilentBus()
+    with pytest.raises(TransportError) as info:
+        asyncio.run(real.set_pairing(False, 0))
+    assert "no answer from bluetoothd" in str(info.value) and "journalctl -u bluetooth" in info.value.fix

@@ -10,8 +10,9 @@ and the computer on the other side of it.
                                    the computer's HID host: connects to VoiceKey (control, then
                                    interrupt), hands both channels to the kernel's HIDP
                                    (HIDPCONNADD: a real hid-generic / boot-protocol input device),
-                                   records its key events as guest_events.py does, accepts
-                                   VoiceKey's own reconnects; SIGUSR1: finish once quiet;
+                                   records its key events (read in the kernel's input core, see
+                                   KernelKeys), accepts VoiceKey's own reconnects; SIGUSR1:
+                                   finish once quiet;
                                    --drop-after: disconnect after N key presses;
                                    --unplug-after: virtual cable unplug after N key presses
     leds                           the computer's LEDs on VoiceKey's input device
@@ -26,6 +27,7 @@ import ctypes
 import fcntl
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -292,6 +294,62 @@ def _bdaddr(address: str) -> bytes:
     return bytes(reversed(bytes.fromhex(address.replace(":", ""))))
 
 
+class KernelKeys:
+    """The key events the computer's kernel produced, read where the input core receives them (a
+    kprobe on ``input_handle_event``: what drivers report, what is injected, and the releases the
+    kernel makes itself when a device with held keys is unregistered).
+
+    Reading /dev/input/eventN instead loses events at a drop: evdev answers ENODEV as soon as the
+    device is unregistered, before the events still in its buffer are read. The kernel's trace
+    buffer keeps them, in order.
+    """
+
+    TRACING = Path("/sys/kernel/tracing")
+    LINE = re.compile(r'\s(\d+\.\d+): (vkkey|vkgone): \([^)]*\) name="([^"]*)"(?: type=\d+ code=(\d+) value=(-?\d+))?')
+
+    def __init__(self, names: tuple[str, ...], on_key, on_gone) -> None:  # noqa: ANN001
+        self.names = names
+        self.on_key = on_key
+        self.on_gone = on_gone
+        self.last_line = time.monotonic()
+        if not (self.TRACING / "kprobe_events").exists():
+            subprocess.run(["mount", "-t", "tracefs", "nodev", str(self.TRACING)], check=True)
+        (self.TRACING / "tracing_on").write_text("0")
+        for event in ("vkkey", "vkgone"):  # a previous host's probes: kprobe_events is busy while enabled
+            enable = self.TRACING / f"events/kprobes/{event}/enable"
+            if enable.exists():
+                enable.write_text("0")
+        (self.TRACING / "trace").write_text("")
+        (self.TRACING / "kprobe_events").write_text(
+            "p:vkkey input_handle_event name=+0(+0(%di)):string type=%si:u32 code=%dx:u32 value=%cx:s32\n")
+        fd = os.open(self.TRACING / "kprobe_events", os.O_WRONLY | os.O_APPEND)  # no seek: tracefs refuses it
+        os.write(fd, b"p:vkgone input_unregister_device name=+0(+0(%di)):string\n")
+        os.close(fd)
+        (self.TRACING / "events/kprobes/vkkey/filter").write_text("type == 1")
+        (self.TRACING / "buffer_size_kb").write_text("4096")
+        for event in ("vkkey", "vkgone"):
+            (self.TRACING / f"events/kprobes/{event}/enable").write_text("1")
+        (self.TRACING / "tracing_on").write_text("1")
+        self.pipe = (self.TRACING / "trace_pipe").open("r")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.pipe:
+            self.last_line = time.monotonic()
+            m = self.LINE.search(line)
+            if m is None or m.group(3) not in self.names:
+                continue
+            if m.group(2) == "vkgone":
+                self.on_gone(float(m.group(1)))
+            else:
+                self.on_key(int(m.group(4)), int(m.group(5)), float(m.group(1)))
+
+    def flush(self, quiet_s: float = 1.0) -> None:
+        """Wait until the trace has been quiet for ``quiet_s`` (its reader has caught up)."""
+        while time.monotonic() - self.last_line < quiet_s:
+            time.sleep(0.1)
+
+
 class HidHost:
     def __init__(self, out: Path, boot: bool, drop_after: int, unplug_after: int) -> None:
         from appliance.hid.report import BLUETOOTH_KEYBOARD_DESCRIPTOR
@@ -308,6 +366,22 @@ class HidHost:
         self.finish = False
         self.sessions = 0
         self.lock = threading.Lock()
+        self.pressed: set[int] = set()
+        self.keys = KernelKeys((HOST_NAME, BOOT_NAME), self.on_key, self.on_gone)
+
+    def on_key(self, code: int, value: int, when: float) -> None:
+        if value == 1:
+            self.pressed.add(code)
+            self.presses += 1
+        elif value == 0:
+            self.pressed.discard(code)
+        self.emit({"code": code, "value": value, "time": when})
+        if self.presses in (self.drop_after, self.unplug_after) and value == 1:
+            threading.Thread(target=self.disconnect, args=(self.presses == self.unplug_after,)).start()
+
+    def on_gone(self, when: float) -> None:
+        """The device is being unregistered (the kernel's releases of held keys follow)."""
+        self.emit({"unregistered": sorted(self.pressed), "time": when})
 
     def emit(self, item: dict) -> None:
         with self.lock:
@@ -400,7 +474,6 @@ class HidHost:
             fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
             self.emit({"device": str(device), "time": time.time()})
             print(f"READY {device}", flush=True)
-            pressed: set[int] = set()
             gone = False
             while True:
                 readable = select.select([fd], [], [], 0.1)[0]
@@ -418,24 +491,13 @@ class HidHost:
                     break
                 for off in range(0, len(data) - len(data) % INPUT_EVENT.size, INPUT_EVENT.size):
                     sec, usec, etype, code, value = INPUT_EVENT.unpack_from(data, off)
-                    if etype != EV_KEY:
-                        continue
-                    if value == 1:
-                        pressed.add(code)
-                        self.presses += 1
-                    elif value == 0:
-                        pressed.discard(code)
-                    self.emit({"code": code, "value": value, "time": sec + usec / 1e6})
-                    if self.presses == self.drop_after or self.presses == self.unplug_after:
-                        threading.Thread(target=self.disconnect,
-                                         args=(self.presses == self.unplug_after,)).start()
+                    if etype == EV_KEY:  # what evdev readers got (the decoded text comes from KernelKeys)
+                        self.emit({"evdev_code": code, "value": value, "time": sec + usec / 1e6})
             os.close(fd)
-            now = time.time()
-            self.emit({"gone": str(device), "time": now})
-            for code in sorted(pressed):
-                self.emit({"code": code, "value": 0, "time": now, "synthetic": True})
+            self.emit({"gone": str(device), "time": time.time()})
             if not gone:
                 break
+        self.keys.flush()
         self.emit({"stopped": True, "time": time.time()})
 
 

@@ -41,6 +41,9 @@ CAPSLOCK_CODE = 58
 #: Reports per second. The computer's HIDP runs on the same single TCG vCPU as VoiceKey; faster,
 #: its L2CAP receive queue (basic mode: no flow control) overflows and reports are dropped.
 RATE = 100
+#: Characters a drop by the computer may take with it (in flight: sent, not yet taken by its HIDP;
+#: 4 seen at RATE under TCG, where both sides share one slow vCPU).
+MAX_LOST_AT_DROP = 12
 
 
 class Bt:
@@ -74,7 +77,7 @@ class Bt:
 
     def start_host(self, *flags: str, wait_ready: bool = True) -> None:
         self.events_file = self.guest.path(f"bt-events-{time.monotonic_ns()}.jsonl")
-        self.host_job = self.guest.start(f"exec {HARNESS} host --out {self.events_file} {' '.join(flags)}")
+        self.host_job = self.guest.start(f"exec {HARNESS} host --out {self.events_file} {' '.join(flags)} 2>&1")
         if wait_ready:
             self.host_job.wait_for_output("READY", timeout=120)
 
@@ -124,7 +127,10 @@ def _typed_and_decoded(bt: Bt, text: str, *host_flags: str, layout: str = "us", 
     typer.wait_for_output("Bluetooth keyboard", timeout=120)  # listening
     bt.start_host(*host_flags, wait_ready=False)
     result = typer.wait(300)
-    assert result.rc == 0, f"voicekey type --bluetooth failed:\n{result.stdout[-3000:]}"
+    if result.rc != 0:
+        host = bt.host_job.stdout_so_far() if bt.host_job is not None else ""
+        raise AssertionError(f"voicekey type --bluetooth failed:\n{result.stdout[-3000:]}\n"
+                             f"the computer's side:\n{host[-2000:]}")
     events = bt.finish_host()
     return decode(events, layout), events, result
 
@@ -211,13 +217,40 @@ def test_caps_lock_on_the_computer_is_compensated(bt: Bt) -> None:
     assert "did not go off" not in result.stdout
 
 
-def test_the_computer_drops_mid_text_and_everything_arrives_once(bt: Bt) -> None:
+def one_gap(expected: str, got: str) -> tuple[int, int] | None:
+    """(where, how many) if ``got`` is ``expected`` with one run of characters missing, else None."""
+    lost = len(expected) - len(got)
+    if lost < 0:
+        return None
+    where = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), len(got))
+    return (where, lost) if got[where:] == expected[where + lost:] else None
+
+
+def test_one_gap() -> None:
+    assert one_gap("abcdef", "abcdef") == (6, 0)
+    assert one_gap("abcdef", "abef") == (2, 2)
+    assert one_gap("abcdef", "abcde") == (5, 1)
+    assert one_gap("abcdef", "abcdeff") is None  # a duplicate
+    assert one_gap("abcdef", "acdf") is None  # two gaps
+
+
+def test_the_computer_drops_mid_text_and_the_rest_arrives_once(bt: Bt) -> None:
+    """HID over BR/EDR has no per-report delivery: a report has left VoiceKey (handed to its
+    controller) before the computer's HIDP takes it, and a computer that ends its session drops what
+    arrives after that, until VoiceKey sees the channels close. Those few characters are lost; all
+    the rest arrives, each exactly once (nothing VoiceKey handed over is sent twice), after
+    VoiceKey reconnects by itself, and no key is left held."""
     text = corpus_for("us")[:200]
     decoded, events, result = _typed_and_decoded(bt, text, "--drop-after", "60")
     records = bt.records()
     assert any(r.get("disconnected") for r in records), "the computer never dropped the link"
     assert sum(1 for r in records if "session" in r) >= 2, "no second session after the drop"
-    assert decoded.text == text, describe_mismatch(text, decoded)
+    assert "reconnected to host" in result.stdout
+    gap = one_gap(text, decoded.text)
+    print(f"\ncharacters lost in flight at the drop: {gap}")
+    assert gap is not None, describe_mismatch(text, decoded)
+    where, lost = gap
+    assert lost <= MAX_LOST_AT_DROP and (lost == 0 or where <= 70), (gap, describe_mismatch(text, decoded))
     assert decoded.held == frozenset()
 
 
@@ -233,7 +266,7 @@ def test_bluetoothd_restarted_then_voicekey_reconnects(bt: Bt) -> None:
 def test_forgotten_on_the_computer_then_paired_again_inside_the_window(bt: Bt) -> None:
     bt.guest.run(f"{HARNESS} forget").check()
     assert len(bt.bonds()) == 1  # VoiceKey still has its side of the bond
-    window = bt.guest.start(f"exec {UNIT_CAPS} voicekey bluetooth pair --timeout 90 --config {bt.config}")
+    window = bt.guest.start(f"exec {UNIT_CAPS} voicekey -vv bluetooth pair --timeout 90 --config {bt.config} 2>&1")
     bt.jobs.append(window)
     window.wait_for_output("pairing window open", timeout=120)
     result = bt.pair_from_host("ok")  # a re-pair: main.conf's JustWorksRepairing = confirm
