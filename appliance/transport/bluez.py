@@ -27,6 +27,9 @@ BLUEZ = "org.bluez"
 AGENT_PATH = "/org/voicekey/agent"
 #: How long a call to bluetoothd may take before it counts as failed.
 CALL_TIMEOUT_S = 10.0
+#: Errors that mean "not now": the call is made again, for up to BUSY_RETRY_S.
+BUSY_ERRORS = ("org.bluez.Error.Busy", "org.bluez.Error.InProgress")
+BUSY_RETRY_S = 20.0
 PROFILE_PATH = "/org/voicekey/hid"
 
 
@@ -119,13 +122,27 @@ class BluezDbus:
         message = Message(destination=BLUEZ, path=path, interface=interface, member=member,
                           signature=signature, body=body or [])
         log.debug("BlueZ %s.%s %s", interface, member, path)
-        try:
-            # dbus-fast waits for a reply forever; bluetoothd answers some calls only once the
-            # kernel did the work (e.g. an adapter setting in the middle of a pairing)
-            reply = await asyncio.wait_for(self.bus.call(message), CALL_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise TransportError(f"BlueZ {interface}.{member}: no answer from bluetoothd in {CALL_TIMEOUT_S:g} s",
-                                 fix="check `voicekey doctor` and `journalctl -u bluetooth`") from None
+        deadline = asyncio.get_running_loop().time() + BUSY_RETRY_S
+        pause = 0.25
+        while True:
+            try:
+                # dbus-fast waits for a reply forever; bluetoothd answers some calls only once the
+                # kernel did the work (e.g. an adapter setting in the middle of a pairing)
+                reply = await asyncio.wait_for(self.bus.call(message), CALL_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                raise TransportError(f"BlueZ {interface}.{member}: no answer from bluetoothd in {CALL_TIMEOUT_S:g} s",
+                                     fix="check `voicekey doctor` and `journalctl -u bluetooth`") from None
+            # Busy / InProgress: the adapter is still applying an earlier change (seen right after
+            # a pairing): try again for a while
+            if (reply.message_type == MessageType.ERROR and reply.error_name in BUSY_ERRORS
+                    and asyncio.get_running_loop().time() + pause < deadline):
+                log.debug("BlueZ %s.%s: %s; again in %g s", interface, member, reply.error_name, pause)
+                await asyncio.sleep(pause)
+                pause = min(2.0, pause * 2)
+                message = Message(destination=BLUEZ, path=path, interface=interface, member=member,
+                                  signature=signature, body=body or [])
+                continue
+            break
         if reply.message_type == MessageType.ERROR:
             raise TransportError(f"BlueZ {interface}.{member}: {reply.error_name}: "
                                  f"{reply.body[0] if reply.body else ''}",

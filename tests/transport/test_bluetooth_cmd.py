@@ -102,3 +102,38 @@ def test_a_bluez_call_that_gets_no_answer_fails_with_a_clear_error(monkeypatch):
     with pytest.raises(TransportError) as info:
         asyncio.run(real.set_pairing(False, 0))
     assert "no answer from bluetoothd" in str(info.value) and "journalctl -u bluetooth" in info.value.fix
+
+
+def test_a_busy_adapter_is_asked_again_until_it_answers(monkeypatch):
+    import asyncio
+
+    from dbus_fast import Message
+
+    from appliance.transport import bluez as bluez_module
+
+    class BusyTwice:
+        calls = 0
+
+        async def call(self, message):
+            message.serial = BusyTwice.calls + 1  # a real bus numbers the messages it sends
+            BusyTwice.calls += 1
+            if BusyTwice.calls <= 2:
+                return Message.new_error(message, "org.bluez.Error.Busy", "")
+            return Message.new_method_return(message)
+
+    monkeypatch.setattr(bluez_module, "BUSY_RETRY_S", 5.0)
+    real = bluez_module.BluezDbus("hci0")
+    real.bus = BusyTwice()
+    asyncio.run(real._set("Discoverable", "b", False))
+    assert BusyTwice.calls == 3
+
+    class AlwaysBusy:
+        async def call(self, message):
+            message.serial = 1
+            return Message.new_error(message, "org.bluez.Error.Busy", "")
+
+    monkeypatch.setattr(bluez_module, "BUSY_RETRY_S", 0.6)
+    real.bus = AlwaysBusy()
+    with pytest.raises(TransportError) as info:
+        asyncio.run(real._set("Discoverable", "b", False))
+    assert "org.bluez.Error.Busy" in str(info.value)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.vm import build_guest
-from tests.vm.guest import Guest
+from tests.vm.guest import Guest, GuestError
 from tests.vm.guest_events import read_events
 from tests.vm.keyboard import corpus_for, decode, describe_mismatch
 
@@ -124,7 +124,11 @@ def _typed_and_decoded(bt: Bt, text: str, *host_flags: str, layout: str = "us", 
     """VoiceKey types ``text``; the computer connects to it (or, with ``--wait-for-device``, waits
     for VoiceKey to reconnect by itself) and records what its input device produced."""
     typer = bt.start_typer(text, give_up=give_up)
-    typer.wait_for_output("Bluetooth keyboard", timeout=120)  # listening
+    try:
+        typer.wait_for_output("Bluetooth keyboard", timeout=120)  # listening
+    except GuestError as exc:
+        daemon = bt.guest.run("tail -n 40 /run/bt/bluetoothd.log").stdout
+        raise AssertionError(f"{exc}\nbluetoothd's log:\n{daemon}") from None
     bt.start_host(*host_flags, wait_ready=False)
     result = typer.wait(300)
     if result.rc != 0:
