@@ -22,6 +22,7 @@ help:
 	@echo "make test          all tests, including the real-kernel QEMU guest tests"
 	@echo "make test-fast     unit tests only (no guest)"
 	@echo "make image         the SD card image -> build/voicekey-VERSION-arm64.img.zst (needs root; see README)"
+	@echo "make image-rpios BASE=...img.xz  the Raspberry Pi 5 image from Raspberry Pi OS Lite (64-bit, bookworm) -> build/voicekey-VERSION-rpios-arm64.img.zst"
 	@echo "make test-image    build the image and boot it in QEMU (aarch64, TCG): the whole product as shipped"
 	@echo "make bench         speech benchmark (python -m bench; BENCH_ARGS=--quick for a smoke run) -> BENCHMARKS.md"
 	@echo "make bench-typing  typing-throughput benchmark through the guest -> BENCHMARKS.md"
@@ -55,6 +56,8 @@ demo: venv
 
 # `make test` builds the SD image first (skipped when no input changed; ~15 min cold) and boots it
 # (tests/imageboot/test_image_boot.py). The broken-config boot runs in `make test-image` only, for now.
+# tests/rpios runs image/build-rpios.sh (the Pi 5 flavour) on a stand-in Raspberry Pi OS Lite made
+# from that image (cached in ~/.cache/voicekey-image/rpios-standin).
 test: venv image
 	$(PY) -m pytest -q tests --ignore=tests/imageboot/test_image_config.py
 
@@ -90,6 +93,12 @@ image-system:
 
 image: venv image-system
 	$(SUDO) image/build.sh
+
+# The Raspberry Pi 5 image: a Raspberry Pi OS Lite (64-bit, bookworm) image customised, e.g.
+# make image-rpios BASE=~/Downloads/2024-11-19-raspios-bookworm-arm64-lite.img.xz
+.PHONY: image-rpios
+image-rpios: venv image-system
+	$(SUDO) image/build-rpios.sh --base "$(BASE)"
 
 # The built image booted in qemu-system-aarch64: both boots (~8-12 min under TCG once it is built).
 .PHONY: test-image
