@@ -29,7 +29,7 @@ AGENT_PATH = "/org/voicekey/agent"
 CALL_TIMEOUT_S = 10.0
 #: Errors that mean "not now": the call is made again, for up to BUSY_RETRY_S.
 BUSY_ERRORS = ("org.bluez.Error.Busy", "org.bluez.Error.InProgress")
-BUSY_RETRY_S = 20.0
+BUSY_RETRY_S = 5.0
 PROFILE_PATH = "/org/voicekey/hid"
 
 
@@ -209,11 +209,22 @@ class BluezDbus:
         if open_:
             await self._set("PairableTimeout", "u", int(timeout_s))
             await self._set("DiscoverableTimeout", "u", int(timeout_s))
-            await self._set("Pairable", "b", True)
+            await self._set_pairable(True)
             await self._set("Discoverable", "b", True)
         else:
             await self._set("Discoverable", "b", False)
-            await self._set("Pairable", "b", False)
+            await self._set_pairable(False)
+
+    async def _set_pairable(self, value: bool) -> None:
+        """Pairable, if bluetoothd lets us. BlueZ 5.66 can keep answering Busy for it after an agent
+        went away in the middle of a change (seen right after a re-pair): the window then rests on
+        Discoverable, the agent (which refuses outside the window) and the bond check."""
+        try:
+            await self._set("Pairable", "b", value)
+        except TransportError as exc:
+            if "org.bluez.Error.Busy" not in str(exc):
+                raise
+            log.warning("bluetoothd keeps answering Busy for Pairable=%s; going on without it", value)
 
     async def managed_objects(self) -> dict:
         body = await self._call("/", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")

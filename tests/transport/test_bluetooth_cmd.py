@@ -137,3 +137,29 @@ def test_a_busy_adapter_is_asked_again_until_it_answers(monkeypatch):
     with pytest.raises(TransportError) as info:
         asyncio.run(real._set("Discoverable", "b", False))
     assert "org.bluez.Error.Busy" in str(info.value)
+
+
+def test_a_pairable_setting_stuck_busy_does_not_stop_the_window_from_closing(monkeypatch, caplog):
+    import asyncio
+
+    from dbus_fast import Message
+
+    from appliance.transport import bluez as bluez_module
+
+    class PairableStuck:
+        sets: list = []
+
+        async def call(self, message):
+            message.serial = 1
+            name = message.body[1]
+            if name == "Pairable":
+                return Message.new_error(message, "org.bluez.Error.Busy", "")
+            PairableStuck.sets.append((name, message.body[2].value))
+            return Message.new_method_return(message)
+
+    monkeypatch.setattr(bluez_module, "BUSY_RETRY_S", 0.3)
+    real = bluez_module.BluezDbus("hci0")
+    real.bus = PairableStuck()
+    asyncio.run(real.set_pairing(False, 0))
+    assert PairableStuck.sets == [("Discoverable", False)]
+    assert "keeps answering Busy for Pairable=False" in caplog.text

@@ -118,6 +118,7 @@ def bt(bt_stack: Bt):  # noqa: ANN201
             job.wait(60)
     bt_stack.host_job = None
     bt_stack.jobs.clear()
+    bt_stack.guest.run(f"{HARNESS} caps-off")  # a failed test must not leave the computer's Caps Lock on
 
 
 def _typed_and_decoded(bt: Bt, text: str, *host_flags: str, layout: str = "us", give_up: float = 120):  # noqa: ANN202
