@@ -18,7 +18,7 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: image/build-rpios.sh --base PATH [--out DIR] [--cache DIR] [--mirror URL] [--keep-work]
+Usage: image/build-rpios.sh --base PATH [--out DIR] [--cache DIR] [--mirror URL] [--offline] [--keep-work]
 
 Build build/voicekey-VERSION-rpios-arm64.img.zst (+ .sha256, .bmap, .sizes) for the Raspberry Pi 5
 from a Raspberry Pi OS Lite (64-bit, bookworm) image. Needs root (owners in the copied root, the
@@ -34,6 +34,7 @@ them).
                 root when the base lacks one that the Debian image has (python3-venv, ...)
   --mirror URL  Debian mirror for such packages when the cache has none (default:
                 http://deb.debian.org/debian)
+  --offline     use the cache as it is (no wheel download, no mirror): after a `make image`
   --keep-work   keep OUT/work-rpios (the copied root, the partitions) for inspection
   -h, --help    this text
 
@@ -57,6 +58,7 @@ cache="${VOICEKEY_IMAGE_CACHE:-$HOME/.cache/voicekey-image}"
 base=""
 mirror="http://deb.debian.org/debian"
 keep_work=0
+offline=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) base="${2-}"; shift 2 ;;
@@ -64,6 +66,7 @@ while [ $# -gt 0 ]; do
     --cache) cache="$2"; shift 2 ;;
     --mirror) mirror="$2"; shift 2 ;;
     --keep-work) keep_work=1; shift ;;
+    --offline) offline=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "build-rpios.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -169,7 +172,10 @@ log "base: MBR $disk_id, bootfs $((p1_size / 2048)) MiB, rootfs $((p2_size / 204
 # --- what the chroot needs from the cache ---------------------------------------------------------
 vk_register_binfmt || die "could not register qemu-aarch64 with binfmt_misc"
 log "wheels (aarch64, cache $cache/wheels)"
-vk_fetch_wheels "$py" "$cache" "$repo" || die "could not fetch the wheels or build the VoiceKey wheel (needs network the first time, and setuptools and wheel for $py)"
+if [ "$offline" = 0 ]; then
+  vk_fetch_wheels "$py" "$cache" "$repo" || die "could not download the aarch64 wheels (or use --offline with a cache that 'make image' filled)"
+fi
+vk_build_voicekey_wheel "$py" "$cache" "$repo" || die "could not build the VoiceKey wheel (needs setuptools and wheel for $py)"
 for s in lgpio evdev; do
   compgen -G "$cache/built-wheels/${s}-*.whl" >/dev/null \
     || die "no aarch64 wheel of $s in $cache/built-wheels: run 'make image' once (it builds lgpio and evdev inside Debian's arm64 root and keeps them in the cache)"
@@ -213,6 +219,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   uncached=()
   for p in "${missing[@]}"; do grep -qx "Package: $p" "$apt_dir/debs/Packages" || uncached+=("$p"); done
   resolv_saved=""
+  if [ ${#uncached[@]} -gt 0 ] && [ "$offline" = 1 ]; then
+    die "the base lacks ${uncached[*]} and the cache has no such Debian package (--offline): run 'make image' (it fills the cache), or drop --offline"
+  fi
   if [ ${#uncached[@]} -gt 0 ]; then
     log "not in the cache, from $mirror: ${uncached[*]}"
     echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror bookworm main non-free-firmware" >> "$apt_dir/sources.list"

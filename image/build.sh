@@ -89,8 +89,9 @@ vk_register_binfmt || die "could not register qemu-aarch64 with binfmt_misc"
 
 # --- Python wheels for aarch64, downloaded natively; VoiceKey's own wheel --------------------------
 log "wheels (aarch64, cache $cache/wheels)"
-vk_fetch_wheels "$py" "$cache" "$repo" \
-  || die "could not fetch the wheels or build the VoiceKey wheel (needs setuptools and wheel for $py)"
+vk_fetch_wheels "$py" "$cache" "$repo" || die "could not download the aarch64 wheels"
+vk_build_voicekey_wheel "$py" "$cache" "$repo" \
+  || die "could not build the VoiceKey wheel (needs setuptools and wheel for $py)"
 
 # --- the root file system ---------------------------------------------------------------------
 work="$out/work"

@@ -28,8 +28,7 @@ vk_register_binfmt() {
   [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]
 }
 
-# Python wheels for aarch64, downloaded natively into CACHE, and VoiceKey's own wheel built from a
-# clean copy of REPO's sources. Usage: vk_fetch_wheels PYTHON CACHE REPO
+# Python wheels for aarch64, downloaded natively into CACHE. Usage: vk_fetch_wheels PYTHON CACHE REPO
 # Only what the device runs: faster-whisper is installed without its dependencies (PyAV,
 # onnxruntime, tokenizers, huggingface-hub): VoiceKey loads only its numpy feature extractor.
 vk_fetch_wheels() {
@@ -49,8 +48,12 @@ vk_fetch_wheels() {
   # No aarch64 wheels exist for these: their source is built once inside the arm64 root (cached).
   local sdists=("lgpio>=0.2,<0.3" "evdev>=1.7,<3")
   "$py" -m pip download -q --disable-pip-version-check -d "$cache/sdists" --no-deps --no-binary=:all: "${sdists[@]}"
+}
 
-  # VoiceKey itself, as a wheel built from a clean copy of this checkout's sources (pure Python)
+# VoiceKey itself, as a wheel built from a clean copy of REPO's sources (pure Python), into
+# CACHE/voicekey-wheel. Usage: vk_build_voicekey_wheel PYTHON CACHE REPO
+vk_build_voicekey_wheel() {
+  local py=$1 cache=$2 repo=$3
   rm -rf "$cache/voicekey-wheel" "$cache/voicekey-src" && mkdir -p "$cache/voicekey-wheel" "$cache/voicekey-src"
   tar -C "$repo" --exclude=__pycache__ -c pyproject.toml README.md appliance | tar -C "$cache/voicekey-src" -x
   "$py" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$cache/voicekey-wheel" "$cache/voicekey-src"
@@ -178,7 +181,7 @@ SFDISK
 }
 
 # The image's release files next to it: zstd, its sha256, a bmap, the sizes and build time.
-# Usage: vk_release OUT NAME ROOT_DIR START_SECONDS
+# Usage: vk_release OUT NAME ROOT_DIR START_SECONDS   (VOICEKEY_ZSTD_LEVEL: zstd level, default 10)
 vk_release() {
   local out=$1 name=$2 root=$3 start=$4
   zstd -q -T0 "-${VOICEKEY_ZSTD_LEVEL:-10}" -f "$out/$name.img" -o "$out/$name.img.zst"

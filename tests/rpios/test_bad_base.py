@@ -49,7 +49,8 @@ def make_image(tmp_path: Path, *, label: str = "dos", types: tuple[str, ...] = (
     subprocess.run(["mkfs.vfat", "-F", "32", "-n", "bootfs", str(fat)], check=True, capture_output=True)
     subprocess.run(["mcopy", "-s", "-i", str(fat), *map(str, boot.iterdir()), "::/"], check=True,
                    env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})
-    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-L", "rootfs", "-d", str(root), str(ext), "16M"], check=True)
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-L", "rootfs", "-d", str(root), str(ext), "16M"], check=True,
+                   capture_output=True)
     image = tmp_path / "base.img"
     subprocess.run(["truncate", "-s", f"{(8192 + 131072 + 32768) * 512 + 2 * 1024 * 1024}", str(image)], check=True)
     table = f"label: {label}\n" + "".join(
