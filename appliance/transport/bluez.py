@@ -150,8 +150,11 @@ class BluezDbus:
         return reply.body
 
     async def _set(self, name: str, signature: str, value: object) -> None:
-        await self._call(self.path, "org.freedesktop.DBus.Properties", "Set", "ssv",
-                         ["org.bluez.Adapter1", name, Variant(signature, value)])
+        try:
+            await self._call(self.path, "org.freedesktop.DBus.Properties", "Set", "ssv",
+                             ["org.bluez.Adapter1", name, Variant(signature, value)])
+        except TransportError as exc:
+            raise TransportError(f"setting {name}={value} on {self.adapter}: {exc.message}", fix=exc.fix) from None
 
     async def _get(self, name: str) -> object:
         body = await self._call(self.path, "org.freedesktop.DBus.Properties", "Get", "ss",
@@ -209,22 +212,24 @@ class BluezDbus:
         if open_:
             await self._set("PairableTimeout", "u", int(timeout_s))
             await self._set("DiscoverableTimeout", "u", int(timeout_s))
-            await self._set_pairable(True)
+            await self._set_mode("Pairable", True)
             await self._set("Discoverable", "b", True)
         else:
-            await self._set("Discoverable", "b", False)
-            await self._set_pairable(False)
+            await self._set_mode("Discoverable", False)
+            await self._set_mode("Pairable", False)
 
-    async def _set_pairable(self, value: bool) -> None:
-        """Pairable, if bluetoothd lets us. BlueZ 5.66 can keep answering Busy for it after an agent
-        went away in the middle of a change (seen right after a re-pair): the window then rests on
-        Discoverable, the agent (which refuses outside the window) and the bond check."""
+    async def _set_mode(self, name: str, value: bool) -> None:
+        """Pairable / Discoverable, if bluetoothd lets us. BlueZ 5.66 can keep answering Busy for a
+        setting after an agent went away in the middle of a change of it (seen right after a re-pair,
+        until bluetoothd restarts). Closing the window then rests on the agent (it refuses outside
+        the window), the HID channels (refused from hosts that are not bonded) and the bond check;
+        opening it needs Discoverable."""
         try:
-            await self._set("Pairable", "b", value)
+            await self._set(name, "b", value)
         except TransportError as exc:
-            if "org.bluez.Error.Busy" not in str(exc):
+            if "org.bluez.Error.Busy" not in str(exc) or (name == "Discoverable" and value):
                 raise
-            log.warning("bluetoothd keeps answering Busy for Pairable=%s; going on without it", value)
+            log.warning("bluetoothd keeps answering Busy for %s=%s; going on without it", name, value)
 
     async def managed_objects(self) -> dict:
         body = await self._call("/", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")
