@@ -11,7 +11,11 @@ partition (keyboard layout ``de``, the button on the pl061 line QEMU pulses), ch
    typed decoded on the host side by xkbcommon with the ``de`` layout, within a WER bound (``de``
    swaps y and z: text typed with the default ``us`` layout would not decode to the sentence);
 5. after the dictation in 512 MB: no OOM kill, no restart; the memory still available is printed;
-6. after an orderly power-off the root partition's bytes are unchanged.
+6. Bluetooth: bluetoothd runs with VoiceKey's drop-ins (no input plugin, bonds on the data partition);
+7. a broken ``voicekey.yaml`` written to the FAT partition (the user edits it) and the daemon
+   started again, as at the next boot: it comes up anyway, logs each bad key with the default used
+   instead, and shows the config blink code (2 blinks + pause) on its LED line;
+8. after an orderly power-off the root partition's bytes are unchanged.
 
 Timings are printed (``pytest -s``), never asserted.
 """
@@ -19,6 +23,7 @@ Timings are printed (``pytest -s``), never asserted.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shlex
 import time
@@ -37,6 +42,26 @@ MAX_WER = 0.35
 MEMORY_MB = 512
 READY_S = 600
 DICTATION_S = 900
+FAT_CONFIG = "/boot/firmware/voicekey.yaml"
+
+#: Samples the LED line in debugfs (`out hi`/`out lo`) every 20 ms; one JSON line per change.
+SAMPLER = r"""
+import json, re, sys, time
+line, seconds, out = int(sys.argv[1]), float(sys.argv[2]), open(sys.argv[3], "w", buffering=1)
+end, last = time.monotonic() + seconds, None
+while time.monotonic() < end:
+    text = open("/sys/kernel/debug/gpio").read()
+    base = re.search(r"GPIOs (\d+)-\d+, parent: \S+/9030000\.pl061", text)
+    value = None
+    if base:
+        m = re.search(r"^ gpio-%d .*\bout (hi|lo)" % (int(base.group(1)) + line), text, re.M)
+        value = m.group(1) if m else None
+    if value != last:
+        out.write(json.dumps({"t": time.monotonic(), "v": value}) + "\n")
+        last = value
+    time.sleep(0.02)
+"""
+
 
 STATE = re.compile(r"^INFO appliance\.controller: state (\w+) -> (\w+)$", re.MULTILINE)
 DICTATED = re.compile(r"^(INFO appliance\.dictation: (dictation: .*|no speech in .*)"
@@ -176,6 +201,124 @@ def test_led_pin_driven_by_the_daemon(booted: Booted) -> None:
     line = re.search(rf"^ gpio-{int(base.group(1)) + LED_LINE} .*\b(out) (hi|lo)", out, re.MULTILINE)
     assert line, f"LED line {LED_LINE} not claimed as an output:\n{out}"
     assert line.group(2) == "hi", out
+
+
+def test_bluetooth_daemon_with_voicekeys_drop_ins_and_bonds_on_the_data_partition(booted: Booted) -> None:
+    """The emulated board has no radio: loading the kernel's Bluetooth core meets bluetooth.service's
+    condition (/sys/class/bluetooth), as a Pi's own controller does at boot."""
+    run = booted.guest.run
+    run("modprobe bluetooth && systemctl start bluetooth", timeout=180).check()
+    state = booted.show("bluetooth", "ActiveState", "MainPID")
+    assert state["ActiveState"] == "active", f"{state}\n{booted.journal('bluetooth')[-3000:]}"
+    pid = state["MainPID"]
+    cmdline = run(f"tr '\\0' ' ' < /proc/{pid}/cmdline").check().stdout
+    assert "--noplugin=input" in cmdline, cmdline
+    bonds = run(f"findmnt -N {pid} -no SOURCE,FSTYPE,OPTIONS /var/lib/bluetooth").check().stdout.split()
+    data = run("findmnt -no SOURCE /var/lib/voicekey").check().stdout.strip()
+    print(f"\nbluetoothd {cmdline.strip()!r}; /var/lib/bluetooth in its namespace: {bonds}")
+    assert bonds[0] == f"{data}[/bluetooth]" and bonds[1] == "ext4" and "rw" in bonds[2].split(","), bonds
+    main_conf = run("cat /etc/bluetooth/main.conf").check().stdout
+    assert re.search(r"^Class = 0x000540$", main_conf, re.MULTILINE), main_conf
+
+
+def test_broken_settings_file_gives_the_blink_code_and_defaults(booted: Booted) -> None:
+    """The user puts a broken voicekey.yaml on the card (valid YAML with the board's pins, an
+    unknown layout and a word where a number belongs); the daemon started again, as at the next boot."""
+    run = booted.guest.run
+    broken = config_yaml(keyboard={"layout": "klingon"}, audio={"pre_roll_ms": "lots"})
+    run(f"mount -o remount,rw /boot/firmware && cat > {FAT_CONFIG} && sync && mount -o remount,ro /boot/firmware",
+        input=broken, timeout=60).check()
+    sampler = booted.guest.path("sampler.py")
+    sampler.write_text(SAMPLER)
+    changes_path = booted.guest.path("led.jsonl")
+    since = run("date '+%Y-%m-%d %H:%M:%S'").check().stdout.strip()
+    job = booted.guest.start(f"exec python3 {sampler} {LED_LINE} {READY_S} {changes_path}")
+    t0 = time.monotonic()
+    run("systemctl restart --no-block voicekey", timeout=60).check()
+    time.sleep(5)
+    state = booted.wait_active("voicekey", timeout=READY_S)
+    log = run(f"journalctl -u voicekey -o cat --no-pager --since {shlex.quote(since)}", timeout=120).check().stdout
+    print(f"\nvoicekey.service with the broken file: {state} ({time.monotonic() - t0:.0f} s after the restart)")
+    assert state.get("ActiveState") == "active", f"{state}\n{log[-6000:]}"
+    assert state.get("NRestarts") == "0", f"{state}\n{log[-6000:]}"
+    time.sleep(12)  # let the blink code play (shown for controller.error_show_s = 4 s from READY) and end
+    job.kill()
+    changes = [json.loads(line) for line in changes_path.read_text().splitlines() if line.strip()]
+    issues = [line for line in log.splitlines() if "config: " + FAT_CONFIG in line]
+    print("\n".join(issues))
+    # each bad key: logged with the file, the key and the default used instead
+    assert any("keyboard.layout" in line and "klingon" in line and 'using default "us"' in line
+               for line in issues), log[-6000:]
+    assert any("audio.pre_roll_ms" in line and "using default 300" in line for line in issues), log[-6000:]
+    assert re.search(r"config issue\(s\); running on defaults", log), log[-6000:]
+    # the good keys of the same file are applied: the LED is on the line the file names
+    assert changes and any(c["v"] is not None for c in changes), \
+        f"LED line {LED_LINE} never driven (the file's led.pin was not applied): {changes}"
+    runs = code_runs(changes)
+    durations = [(c["v"], round(n["t"] - c["t"], 2)) for c, n in zip(changes, changes[1:])]
+    print(f"LED blink-code runs: {runs}")
+    assert 2 in runs, f"no 2-blink config code on the LED: code runs {runs}; (value, seconds): {durations}"
+
+
+def test_code_runs_reads_blink_codes() -> None:
+    def wave(steps, t=0.0):
+        out = []
+        for on, seconds in steps:
+            out.append({"t": t, "v": "hi" if on else "lo"})
+            t += seconds
+        return out, t
+    flicker = [(True, 0.05), (False, 0.05)] * 10
+    code2 = [(True, 0.2), (False, 0.25), (True, 0.2), (False, 0.25), (False, 1.2)]
+    code4 = [(True, 0.2), (False, 0.25)] * 4 + [(False, 1.2)]
+    changes, _ = wave(flicker + code2 + code2[:2] + flicker + [(True, 0)])
+    assert code_runs(changes) == [2]
+    changes, _ = wave(flicker + code4 + code4 + [(True, 0)])
+    assert code_runs(changes) == [4, 4]
+
+
+def code_runs(changes: list[dict], pause_s: float = 0.9) -> list[int]:
+    """Blink-code runs seen on the LED: numbers of code-shaped pulses (on 0.12-0.45 s, apart by less
+    than 0.6 s) each followed by a pause of at least ``pause_s``. A code n (``_code(n)``: n x (0.2 s
+    on, 0.25 s off), 1.2 s off) gives runs of n; the fast flicker of other states breaks a run."""
+    pulses, start = [], None
+    for change in changes:
+        if change["v"] == "hi" and start is None:
+            start = change["t"]
+        elif change["v"] != "hi" and start is not None:
+            pulses.append((start, change["t"]))
+            start = None
+    if start is not None:  # on at the end (READY: steady on)
+        pulses.append((start, float("inf")))
+    runs, run = [], 0
+    for (on_at, off_at), following in zip(pulses, pulses[1:]):
+        on, off = off_at - on_at, following[0] - off_at
+        if not 0.12 <= on <= 0.45:
+            run = 0
+            continue
+        run += 1
+        if off >= pause_s:
+            runs.append(run)
+            run = 0
+        elif off > 0.6:
+            run = 0
+    return runs
+
+
+def test_code_runs_reads_blink_codes() -> None:
+    def wave(steps, t=0.0):
+        out = []
+        for on, seconds in steps:
+            out.append({"t": t, "v": "hi" if on else "lo"})
+            t += seconds
+        return out, t
+    flicker = [(True, 0.05), (False, 0.05)] * 10
+    code2 = [(True, 0.2), (False, 0.25), (True, 0.2), (False, 0.25), (False, 1.2)]
+    code4 = [(True, 0.2), (False, 0.25)] * 4 + [(False, 1.2)]
+    changes, _ = wave(flicker + code2 + code2[:2] + flicker + [(True, 0)])
+    assert code_runs(changes) == [2]
+    changes, _ = wave(flicker + code4 + code4 + [(True, 0)])
+    assert code_runs(changes) == [4, 4]
+
 
 
 def test_root_partition_unchanged_after_boot(booted: Booted) -> None:
