@@ -13,8 +13,6 @@ Lock, a drop mid-text, restarts, virtual cable unplug, forget and re-pair.
 from __future__ import annotations
 
 import json
-import os
-import shlex
 import signal
 import time
 from pathlib import Path
@@ -26,11 +24,7 @@ from tests.vm.guest import Guest, GuestError
 from tests.vm.guest_events import read_events
 from tests.vm.keyboard import corpus_for, decode, describe_mismatch
 
-pytestmark = [pytest.mark.vm, pytest.mark.skipif(
-    os.environ.get("VOICEKEY_BT_VM") != "1",
-    reason="Bluetooth guest tests not yet green twice in a row (issue 10): a drop mid-text can lose "
-           "the few reports in flight (a send() is queued, not delivered), and the re-pair test's "
-           "next VoiceKey start hung once; VOICEKEY_BT_VM=1 runs them (6 of 8 pass)")]
+pytestmark = pytest.mark.vm
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = "python tests/vm/bt_guest.py"
