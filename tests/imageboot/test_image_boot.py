@@ -304,23 +304,6 @@ def code_runs(changes: list[dict], pause_s: float = 0.9) -> list[int]:
     return runs
 
 
-def test_code_runs_reads_blink_codes() -> None:
-    def wave(steps, t=0.0):
-        out = []
-        for on, seconds in steps:
-            out.append({"t": t, "v": "hi" if on else "lo"})
-            t += seconds
-        return out, t
-    flicker = [(True, 0.05), (False, 0.05)] * 10
-    code2 = [(True, 0.2), (False, 0.25), (True, 0.2), (False, 0.25), (False, 1.2)]
-    code4 = [(True, 0.2), (False, 0.25)] * 4 + [(False, 1.2)]
-    changes, _ = wave(flicker + code2 + code2[:2] + flicker + [(True, 0)])
-    assert code_runs(changes) == [2]
-    changes, _ = wave(flicker + code4 + code4 + [(True, 0)])
-    assert code_runs(changes) == [4, 4]
-
-
-
 def test_root_partition_unchanged_after_boot(booted: Booted) -> None:
     """Runs last: powers the guest off (orderly), then hashes the root partition again."""
     booted.guest.close(timeout=180)
