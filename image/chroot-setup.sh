@@ -52,7 +52,8 @@ print("int8 copy:", copy.path)
 PY
 int8=$(cat /usr/share/voicekey/model-int8.path)
 (cd "$int8" && sha256sum -- * > /usr/share/voicekey/model-int8.sha256)
-/opt/voicekey/bin/python -c 'import ctranslate2, lgpio, evdev, sounddevice, soxr, webrtcvad, gpiozero; print("imports ok, ctranslate2", ctranslate2.__version__)'
+# from /tmp: importing lgpio leaves its notification FIFO (.lgd-nfy0) in the current directory
+(cd /tmp && /opt/voicekey/bin/python -c 'import ctranslate2, lgpio, evdev, sounddevice, soxr, webrtcvad, gpiozero; print("imports ok, ctranslate2", ctranslate2.__version__)')
 
 # pip is not needed on the device (nothing is installed there at run time)
 /opt/voicekey/bin/python -m pip uninstall -q -y pip
