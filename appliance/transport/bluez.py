@@ -119,8 +119,10 @@ class BluezDbus:
 
     async def _call(self, path: str, interface: str, member: str, signature: str = "", body: list | None = None):
         assert self.bus is not None
-        message = Message(destination=BLUEZ, path=path, interface=interface, member=member,
-                          signature=signature, body=body or [])
+        def message() -> Message:  # a new one for each try: the bus numbers what it sends
+            return Message(destination=BLUEZ, path=path, interface=interface, member=member,
+                           signature=signature, body=body or [])
+
         log.debug("BlueZ %s.%s %s", interface, member, path)
         deadline = asyncio.get_running_loop().time() + BUSY_RETRY_S
         pause = 0.25
@@ -128,7 +130,7 @@ class BluezDbus:
             try:
                 # dbus-fast waits for a reply forever; bluetoothd answers some calls only once the
                 # kernel did the work (e.g. an adapter setting in the middle of a pairing)
-                reply = await asyncio.wait_for(self.bus.call(message), CALL_TIMEOUT_S)
+                reply = await asyncio.wait_for(self.bus.call(message()), CALL_TIMEOUT_S)
             except asyncio.TimeoutError:
                 raise TransportError(f"BlueZ {interface}.{member}: no answer from bluetoothd in {CALL_TIMEOUT_S:g} s",
                                      fix="check `voicekey doctor` and `journalctl -u bluetooth`") from None
@@ -139,8 +141,6 @@ class BluezDbus:
                 log.debug("BlueZ %s.%s: %s; again in %g s", interface, member, reply.error_name, pause)
                 await asyncio.sleep(pause)
                 pause = min(2.0, pause * 2)
-                message = Message(destination=BLUEZ, path=path, interface=interface, member=member,
-                                  signature=signature, body=body or [])
                 continue
             break
         if reply.message_type == MessageType.ERROR:

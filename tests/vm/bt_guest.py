@@ -315,10 +315,7 @@ class KernelKeys:
         if not (self.TRACING / "kprobe_events").exists():
             subprocess.run(["mount", "-t", "tracefs", "nodev", str(self.TRACING)], check=True)
         (self.TRACING / "tracing_on").write_text("0")
-        for event in ("vkkey", "vkgone"):  # a previous host's probes: kprobe_events is busy while enabled
-            enable = self.TRACING / f"events/kprobes/{event}/enable"
-            if enable.exists():
-                enable.write_text("0")
+        self.close()  # a previous host's probes: kprobe_events is busy while they are enabled
         (self.TRACING / "trace").write_text("")
         (self.TRACING / "kprobe_events").write_text(
             "p:vkkey input_handle_event name=+0(+0(%di)):string type=%si:u32 code=%dx:u32 value=%cx:s32\n")
@@ -327,8 +324,7 @@ class KernelKeys:
         os.close(fd)
         (self.TRACING / "events/kprobes/vkkey/filter").write_text("type == 1")
         (self.TRACING / "buffer_size_kb").write_text("4096")
-        for event in ("vkkey", "vkgone"):
-            (self.TRACING / f"events/kprobes/{event}/enable").write_text("1")
+        self._enable("1")
         (self.TRACING / "tracing_on").write_text("1")
         self.pipe = (self.TRACING / "trace_pipe").open("r")
         threading.Thread(target=self._read, daemon=True).start()
@@ -344,10 +340,15 @@ class KernelKeys:
             else:
                 self.on_key(int(m.group(4)), int(m.group(5)), float(m.group(1)))
 
+    def _enable(self, value: str) -> None:
+        for event in ("vkkey", "vkgone"):
+            enable = self.TRACING / f"events/kprobes/{event}/enable"
+            if enable.exists():
+                enable.write_text(value)
+
     def close(self) -> None:
         """Stop tracing (the probes cost a little on every input event of the guest)."""
-        for event in ("vkkey", "vkgone"):
-            (self.TRACING / f"events/kprobes/{event}/enable").write_text("0")
+        self._enable("0")
 
     def flush(self, quiet_s: float = 1.0) -> None:
         """Wait until the trace has been quiet for ``quiet_s`` (its reader has caught up)."""

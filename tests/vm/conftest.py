@@ -17,9 +17,8 @@ from tests.vm.guest import Guest, GuestError
 from tests.vm.keyboard import gadget_up
 
 
-@pytest.fixture(scope="session")
-def guest() -> Iterator[Guest]:
-    """The booted guest (shared by all tests of the session)."""
+def booted_guest() -> Iterator[Guest]:
+    """Boot a guest, yield it, power it off (for a fixture; skipped with VOICEKEY_SKIP_VM=1)."""
     if os.environ.get("VOICEKEY_SKIP_VM") == "1":
         pytest.skip("VOICEKEY_SKIP_VM=1: guest tests skipped")
     vm = Guest()
@@ -32,6 +31,12 @@ def guest() -> Iterator[Guest]:
         yield vm
     finally:
         vm.close()
+
+
+@pytest.fixture(scope="session")
+def guest() -> Iterator[Guest]:
+    """The booted guest (shared by all tests of the session)."""
+    yield from booted_guest()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ Lock, a drop mid-text, restarts, virtual cable unplug, forget and re-pair.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.vm import build_guest
-from tests.vm.build_guest import BuildError
+from tests.vm.conftest import booted_guest
 from tests.vm.guest import Guest, GuestError
 from tests.vm.guest_events import read_events
 from tests.vm.keyboard import corpus_for, decode, describe_mismatch
@@ -101,18 +100,7 @@ class Bt:
 def guest():  # noqa: ANN201
     """A guest of its own (a ~20 s boot): the Bluetooth stack (dbus-daemon, btvirt, bluetoothd) and
     the computer's kernel tracing do not run on beside the USB tests of the session's guest."""
-    if os.environ.get("VOICEKEY_SKIP_VM") == "1":
-        pytest.skip("VOICEKEY_SKIP_VM=1: guest tests skipped")
-    vm = Guest()
-    try:
-        vm.boot()
-    except (GuestError, BuildError) as exc:
-        pytest.fail(f"cannot boot the QEMU test guest: {exc}\n(set VOICEKEY_SKIP_VM=1 to skip the guest tests)",
-                    pytrace=False)
-    try:
-        yield vm
-    finally:
-        vm.close()
+    yield from booted_guest()
 
 
 @pytest.fixture(scope="module")
